@@ -1,0 +1,85 @@
+//! API key authentication: extraction, hashing, the principal, and the cache in front of the store.
+
+mod cache;
+pub mod extract;
+mod issue;
+mod principal;
+mod scope;
+pub mod secret;
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+pub use cache::{KeyCache, Lookup};
+pub use issue::{issue_key, IssuedKey, NewKey, NewKeyError};
+pub use principal::Principal;
+pub use scope::{allows, Period, RateLimit, Scope};
+
+use crate::config::AuthConfig;
+use crate::store::{Revocation, Store, StoreError};
+
+/// Why a request is not allowed through. Each maps to one HTTP answer (see `http::problem`).
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("an API key is required")]
+    Missing,
+    #[error("the API key is not valid")]
+    Invalid,
+    #[error("API keys are not accepted in the query string")]
+    QueryKeyRefused,
+    #[error("the API key lacks the {needed} scope")]
+    InsufficientScope { needed: Scope },
+    #[error("the API key cannot be checked right now")]
+    Unavailable,
+}
+
+/// Validates keys against the local store, through the in-process cache.
+#[derive(Clone)]
+pub struct Authenticator {
+    store: Store,
+    cache: KeyCache,
+}
+
+impl Authenticator {
+    pub fn new(store: Store, config: &AuthConfig) -> Authenticator {
+        Authenticator {
+            store,
+            cache: KeyCache::new(config.cache_capacity, config.cache_ttl, config.negative_ttl),
+        }
+    }
+
+    pub async fn authenticate(&self, key: &str) -> Result<Arc<Principal>, AuthError> {
+        let key_hash = secret::hash(key);
+        let lookup = self
+            .cache
+            .get_or_load(&key_hash, self.load(&key_hash))
+            .await
+            .map_err(|err| {
+                tracing::error!(error = %err, key_prefix = %secret::display_prefix(key), "key lookup failed");
+                AuthError::Unavailable
+            })?;
+        match lookup {
+            // A cached principal can expire while cached; the check is per request.
+            Lookup::Valid(principal) if !principal.is_expired(Utc::now()) => Ok(principal),
+            _ => Err(AuthError::Invalid),
+        }
+    }
+
+    async fn load(&self, key_hash: &str) -> Result<Lookup, StoreError> {
+        let record = self.store.find_key_by_hash(key_hash).await?;
+        Ok(record
+            .and_then(|r| Principal::from_record(&r, Utc::now()))
+            .map_or(Lookup::Unknown, |p| Lookup::Valid(Arc::new(p))))
+    }
+
+    /// Revokes in the store and forgets the key here at once.
+    pub async fn revoke(&self, key_id: &str) -> Result<Revocation, StoreError> {
+        let outcome = self.store.revoke_key(key_id, Utc::now()).await?;
+        if let Revocation::Revoked { key_hash } | Revocation::AlreadyRevoked { key_hash } = &outcome
+        {
+            self.cache.evict(key_hash).await;
+        }
+        Ok(outcome)
+    }
+}

@@ -1,0 +1,36 @@
+//! Who is calling: what a validated key grants.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{RateLimit, Scope};
+use crate::store::ApiKeyRecord;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Principal {
+    pub key_id: String,
+    pub name: String,
+    pub prefix: String,
+    pub scopes: Vec<Scope>,
+    pub rate_limit: Option<RateLimit>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl Principal {
+    /// The principal of a stored key, or `None` when the key may no longer be used.
+    pub fn from_record(record: &ApiKeyRecord, now: DateTime<Utc>) -> Option<Principal> {
+        let principal = Principal {
+            key_id: record.id.clone(),
+            name: record.name.clone(),
+            prefix: record.prefix.clone(),
+            scopes: record.scopes.clone(),
+            rate_limit: record.rate_limit,
+            expires_at: record.expires_at,
+        };
+        (record.revoked_at.is_none() && !principal.is_expired(now)).then_some(principal)
+    }
+
+    pub fn is_expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}

@@ -1,0 +1,152 @@
+//! `modelgate keys create|list|revoke`.
+
+use std::time::Duration;
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::Failure;
+use crate::auth::{issue_key, NewKey, NewKeyError, RateLimit, Scope};
+use crate::config::Config;
+use crate::store::{ApiKeyRecord, Revocation, Store};
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it once.
+    Create {
+        /// A name that tells people what the key is for.
+        #[arg(long)]
+        name: String,
+        /// predict (default) or admin; repeat for several.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<Scope>,
+        /// Requests allowed per key: N/s, N/m or N/h.
+        #[arg(long, value_name = "N/s|m|h")]
+        rate_limit: Option<RateLimit>,
+        /// Lifetime, e.g. 30d or 12h.
+        #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
+        expires: Option<Duration>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List keys (never the keys themselves).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by id; a running server sharing this store stops accepting it.
+    Revoke {
+        id: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+async fn open(config: &Config) -> Result<Store, Failure> {
+    Store::open(&config.database)
+        .await
+        .map_err(|e| Failure::runtime(e.to_string()))
+}
+
+fn print_json(value: &serde_json::Value) {
+    println!("{value:#}");
+}
+
+fn key_line(key: &ApiKeyRecord) -> String {
+    let scopes: Vec<String> = key.scopes.iter().map(|s| s.to_string()).collect();
+    let state = match (key.revoked_at, key.expires_at) {
+        (Some(at), _) => format!("revoked {}", at.format("%Y-%m-%d")),
+        (None, Some(at)) => format!("expires {}", at.format("%Y-%m-%d")),
+        (None, None) => "active".into(),
+    };
+    let limit = key.rate_limit.map(|r| r.to_string()).unwrap_or_else(|| "-".into());
+    format!(
+        "{:<36}  {:<11}  {:<20}  {:<14}  {:<8}  {}",
+        key.id,
+        key.prefix,
+        key.name,
+        scopes.join(","),
+        limit,
+        state
+    )
+}
+
+pub async fn run(command: KeysCommand, config: &Config) -> Result<(), Failure> {
+    let store = open(config).await?;
+    let result = match command {
+        KeysCommand::Create {
+            name,
+            scopes,
+            rate_limit,
+            expires,
+            json,
+        } => create(&store, NewKey { name, scopes, rate_limit, expires_in: expires }, json).await,
+        KeysCommand::List { json } => list(&store, json).await,
+        KeysCommand::Revoke { id, json } => revoke(&store, &id, json).await,
+    };
+    store.close().await;
+    result
+}
+
+async fn create(store: &Store, new: NewKey, as_json: bool) -> Result<(), Failure> {
+    let issued = issue_key(store, new).await.map_err(|e| match (e.field(), e) {
+        (_, NewKeyError::Store(err)) => Failure::runtime(err.to_string()),
+        (field, invalid) => Failure::usage(format!("--{}: {invalid}", field.unwrap_or("name").replace("expires_in", "expires"))),
+    })?;
+    let record = &issued.record;
+    if as_json {
+        print_json(&json!({
+            "id": record.id,
+            "key": issued.key,
+            "prefix": record.prefix,
+            "name": record.name,
+            "scopes": record.scopes,
+            "rate_limit": record.rate_limit,
+            "expires_at": record.expires_at,
+        }));
+    } else {
+        println!("Created key {} ({}).", record.id, record.name);
+        println!("\n    {}\n", issued.key);
+        println!("This is the only time the key is shown; store it now. It is kept only as a hash.");
+    }
+    Ok(())
+}
+
+async fn list(store: &Store, as_json: bool) -> Result<(), Failure> {
+    let keys = store
+        .list_keys()
+        .await
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    if as_json {
+        print_json(&json!(keys));
+        return Ok(());
+    }
+    println!(
+        "{:<36}  {:<11}  {:<20}  {:<14}  {:<8}  STATE",
+        "ID", "PREFIX", "NAME", "SCOPES", "LIMIT"
+    );
+    for key in &keys {
+        println!("{}", key_line(key));
+    }
+    Ok(())
+}
+
+async fn revoke(store: &Store, id: &str, as_json: bool) -> Result<(), Failure> {
+    let outcome = store
+        .revoke_key(id, chrono::Utc::now())
+        .await
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let already = match outcome {
+        Revocation::NotFound => return Err(Failure::runtime(format!("no key with id {id}"))),
+        Revocation::Revoked { .. } => false,
+        Revocation::AlreadyRevoked { .. } => true,
+    };
+    if as_json {
+        print_json(&json!({ "id": id, "revoked": true, "already_revoked": already }));
+    } else if already {
+        println!("Key {id} was already revoked.");
+    } else {
+        println!("Revoked key {id}. Servers that cached it stop accepting it within their cache TTL.");
+    }
+    Ok(())
+}

@@ -1,0 +1,77 @@
+//! `modelgate models list` and `modelgate config show`.
+
+use clap::Subcommand;
+use serde_json::json;
+
+use super::Failure;
+use crate::config::Config;
+use crate::models::ModelRegistry;
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Load every model of the models folder and list it.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective configuration, secrets redacted.
+    Show {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn models(command: ModelsCommand, config: &Config) -> Result<(), Failure> {
+    let ModelsCommand::List { json } = command;
+    config.require_models_dir()?;
+    let registry = ModelRegistry::load_dir(&config.models_dir).map_err(|e| Failure::usage(e.to_string()))?;
+    if json {
+        let models: Vec<_> = registry
+            .all()
+            .map(|m| {
+                let manifest = m.manifest();
+                json!({
+                    "id": m.id(),
+                    "name": manifest.name,
+                    "version": manifest.version,
+                    "kind": manifest.kind,
+                    "engine": m.engine(),
+                    "inputs": manifest.inputs.len(),
+                    "max_batch_size": manifest.max_batch_size,
+                })
+            })
+            .collect();
+        println!("{:#}", json!(models));
+        return Ok(());
+    }
+    println!("{:<8}  {:<28}  {:<10}  {:<11}  ENGINE", "ID", "NAME", "VERSION", "KIND");
+    for m in registry.all() {
+        let manifest = m.manifest();
+        println!(
+            "{:<8}  {:<28}  {:<10}  {:<11}  {}",
+            m.id(),
+            manifest.name,
+            manifest.version,
+            format!("{:?}", manifest.kind).to_lowercase(),
+            m.engine()
+        );
+    }
+    Ok(())
+}
+
+pub fn config(command: ConfigCommand, config: &Config) -> Result<(), Failure> {
+    let ConfigCommand::Show { json } = command;
+    let shown = config.redacted();
+    if json {
+        let value = serde_json::to_value(&shown).map_err(|e| Failure::runtime(e.to_string()))?;
+        println!("{value:#}");
+    } else {
+        let text = toml::to_string_pretty(&shown).map_err(|e| Failure::runtime(e.to_string()))?;
+        print!("{text}");
+    }
+    Ok(())
+}

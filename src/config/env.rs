@@ -1,0 +1,165 @@
+//! Environment variables: `MODELGATE_<SECTION>_<KEY>` for every setting, plus the fixed
+//! compatibility names of the Redis location (see `redis_url`).
+
+use std::collections::HashMap;
+
+use super::redis_url::{self, RedisSettings, RedisUrlError};
+use super::{Config, ConfigError};
+
+/// One environment variable and the setting it overrides.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvVar {
+    pub name: String,
+    /// Dotted path of the setting, e.g. `auth.cache_ttl`.
+    pub key: String,
+}
+
+/// Settings with no default value do not appear when the defaults are serialized,
+/// so they are listed here.
+const OPTIONAL_KEYS: &[&str] = &["redis.url", "auth.service_url"];
+
+/// Compatibility names from the system modelgate replaces; the `MODELGATE_` name wins.
+const REDIS_URL_VARS: &[&str] = &["MODELGATE_REDIS_URL", "REDIS_URL"];
+
+fn env_name(key: &str) -> String {
+    format!("MODELGATE_{}", key.replace('.', "_").to_ascii_uppercase())
+}
+
+fn leaf_keys(prefix: &str, table: &toml::Table, out: &mut Vec<String>) {
+    for (name, value) in table {
+        let key = if prefix.is_empty() {
+            name.clone()
+        } else {
+            format!("{prefix}.{name}")
+        };
+        match value {
+            toml::Value::Table(inner) => leaf_keys(&key, inner, out),
+            _ => out.push(key),
+        }
+    }
+}
+
+fn defaults_table() -> toml::Table {
+    // Serializing plain structs of strings, numbers and durations cannot fail.
+    toml::Table::try_from(Config::default()).unwrap_or_default()
+}
+
+/// Every variable that overrides a setting, in a stable order (used by docs and tests).
+pub fn documented_env_vars() -> Vec<EnvVar> {
+    let mut keys = Vec::new();
+    leaf_keys("", &defaults_table(), &mut keys);
+    keys.extend(OPTIONAL_KEYS.iter().map(|k| k.to_string()));
+    keys.sort();
+    keys.into_iter()
+        .map(|key| EnvVar {
+            name: env_name(&key),
+            key,
+        })
+        .collect()
+}
+
+/// Which settings came from which variable, so errors name what the operator actually set.
+#[derive(Debug, Default)]
+pub struct Sources {
+    by_key: HashMap<String, String>,
+}
+
+impl Sources {
+    pub fn describe(&self, key: &str) -> String {
+        match self.by_key.get(key) {
+            Some(var) => format!("{key} (from {var})"),
+            None => key.to_string(),
+        }
+    }
+}
+
+fn lookup<'a>(table: &'a toml::Table, key: &str) -> Option<&'a toml::Value> {
+    let mut parts = key.split('.');
+    let mut value = table.get(parts.next()?)?;
+    for part in parts {
+        value = value.as_table()?.get(part)?;
+    }
+    Some(value)
+}
+
+fn insert(table: &mut toml::Table, key: &str, value: toml::Value) {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let Some(last) = parts.pop() else { return };
+    let mut current = table;
+    for part in parts {
+        let entry = current
+            .entry(part.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        let toml::Value::Table(next) = entry else {
+            return;
+        };
+        current = next;
+    }
+    current.insert(last.to_string(), value);
+}
+
+/// Environment values are text; they take the type of the setting's default.
+fn typed(var: &str, key: &str, raw: &str, default: Option<&toml::Value>) -> Result<toml::Value, ConfigError> {
+    let raw = raw.trim();
+    match default {
+        Some(toml::Value::Integer(_)) => raw.parse::<i64>().map(toml::Value::Integer).map_err(|_| {
+            ConfigError::invalid(format!("{key} (from {var})"), "expected a whole number")
+        }),
+        Some(toml::Value::Boolean(_)) => match raw.to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" | "on" => Ok(toml::Value::Boolean(true)),
+            "false" | "0" | "no" | "off" => Ok(toml::Value::Boolean(false)),
+            _ => Err(ConfigError::invalid(
+                format!("{key} (from {var})"),
+                "expected true or false",
+            )),
+        },
+        _ => Ok(toml::Value::String(raw.to_string())),
+    }
+}
+
+/// Writes every set `MODELGATE_*` variable over the file's values.
+pub(super) fn overlay(
+    tree: &mut toml::Table,
+    vars: &HashMap<String, String>,
+) -> Result<Sources, ConfigError> {
+    let defaults = defaults_table();
+    let mut sources = Sources::default();
+    for var in documented_env_vars() {
+        if var.key == "redis.url" {
+            continue; // resolved with its compatibility aliases in `redis_url`
+        }
+        let Some(raw) = vars.get(&var.name).filter(|v| !v.trim().is_empty()) else {
+            continue;
+        };
+        let value = typed(&var.name, &var.key, raw, lookup(&defaults, &var.key))?;
+        insert(tree, &var.key, value);
+        sources.by_key.insert(var.key, var.name);
+    }
+    if let Some(name) = REDIS_URL_VARS.iter().find(|n| vars.contains_key(**n)) {
+        sources.by_key.insert("redis.url".into(), name.to_string());
+    }
+    Ok(sources)
+}
+
+/// The Redis URL from `MODELGATE_REDIS_URL`, `REDIS_URL`, the file, or `REDIS_HOST`/`REDIS_PORT`.
+pub(super) fn redis_url(
+    from_file: Option<String>,
+    vars: &HashMap<String, String>,
+) -> Result<Option<String>, RedisUrlError> {
+    let get = |name: &str| vars.get(name).cloned();
+    let url = REDIS_URL_VARS
+        .iter()
+        .filter_map(|name| get(name))
+        .find(|v| !v.trim().is_empty())
+        .or(from_file);
+    redis_url::normalize(&RedisSettings {
+        url,
+        host: get("REDIS_HOST"),
+        port: get("REDIS_PORT"),
+        token: get("REDIS_AUTH_TOKEN"),
+        tls: get("REDIS_TLS_ENABLED"),
+    })
+}

@@ -1,0 +1,289 @@
+//! Configuration: defaults, overlaid by an optional TOML file, overlaid by environment variables.
+
+mod env;
+pub mod redact;
+pub mod redis_url;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use env::{documented_env_vars, EnvVar};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Folder holding one sub-folder per model.
+    pub models_dir: PathBuf,
+    /// How long in-flight requests may run after SIGTERM/SIGINT.
+    #[serde(with = "humantime_serde")]
+    pub shutdown_grace: Duration,
+    pub database: DatabaseConfig,
+    pub redis: RedisConfig,
+    pub auth: AuthConfig,
+    pub http: HttpConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` (file and folder created) or `postgres://…`.
+    pub url: String,
+    pub max_connections: u32,
+    /// Longest wait for a pooled connection, and for a new one to open.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct RedisConfig {
+    /// Normalized Redis URL; unset means no Redis.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Remote auth service base URL; unset means keys live in the local store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_url: Option<String>,
+    /// `service_id` sent to the remote auth service.
+    pub service_id: String,
+    /// How long a validated key is trusted without asking the source again.
+    #[serde(with = "humantime_serde")]
+    pub cache_ttl: Duration,
+    /// How long an unknown key is remembered as unknown.
+    #[serde(with = "humantime_serde")]
+    pub negative_ttl: Duration,
+    /// Most entries the in-process key cache holds.
+    pub cache_capacity: u64,
+    /// Accept `?api_key=` (off: keys in URLs leak into access logs and browser history).
+    pub allow_query_key: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Largest request body accepted, in bytes.
+    pub body_limit_bytes: u64,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// `tracing` filter directive, e.g. `info` or `modelgate=debug,info`.
+    pub filter: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            models_dir: PathBuf::from("models"),
+            shutdown_grace: Duration::from_secs(10),
+            database: DatabaseConfig::default(),
+            redis: RedisConfig::default(),
+            auth: AuthConfig::default(),
+            http: HttpConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: "sqlite://data/modelgate.db".into(),
+            max_connections: 10,
+            connect_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            service_url: None,
+            service_id: "platform".into(),
+            cache_ttl: Duration::from_secs(30),
+            negative_ttl: Duration::from_secs(5),
+            cache_capacity: 100_000,
+            allow_query_key: false,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            body_limit_bytes: 1024 * 1024,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            filter: "info".into(),
+        }
+    }
+}
+
+/// A configuration problem, rendered as one line that names the key and what was expected.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {message}")]
+    File { path: PathBuf, message: String },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("invalid configuration: {key}: {expected}")]
+    Invalid { key: String, expected: String },
+}
+
+impl ConfigError {
+    fn invalid(key: impl Into<String>, expected: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.into(),
+            expected: expected.into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if any), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, ConfigError> {
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        Self::load_from(file, &vars)
+    }
+
+    /// Like [`Config::load`] with an explicit environment, so tests need not mutate the process.
+    pub fn load_from(
+        file: Option<&Path>,
+        vars: &HashMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let mut tree = match file {
+            Some(path) => read_file(path)?,
+            None => toml::Table::new(),
+        };
+        let sources = env::overlay(&mut tree, vars)?;
+        let mut config: Config =
+            serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|err| {
+                let path = err.path().to_string();
+                let key = sources.describe(&path);
+                // The TOML error repeats the path on a second line; one line is enough.
+                let message = err.into_inner().to_string();
+                let first = message.lines().next().unwrap_or_default().to_string();
+                ConfigError::invalid(key, first)
+            })?;
+        config.redis.url = env::redis_url(config.redis.url.take(), vars)
+            .map_err(|e| ConfigError::invalid(sources.describe("redis.url"), e.to_string()))?;
+        config.validate(&sources)?;
+        Ok(config)
+    }
+
+    fn validate(&self, sources: &env::Sources) -> Result<(), ConfigError> {
+        let db = self.database.url.to_ascii_lowercase();
+        if !(db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::invalid(
+                sources.describe("database.url"),
+                "expected sqlite://PATH or postgres://USER@HOST/DB",
+            ));
+        }
+        if self.database.max_connections == 0 {
+            return Err(ConfigError::invalid(
+                sources.describe("database.max_connections"),
+                "expected a number of at least 1",
+            ));
+        }
+        if let Some(url) = &self.redis.url {
+            let ok = url::Url::parse(url).is_ok_and(|u| {
+                matches!(u.scheme().to_ascii_lowercase().as_str(), "redis" | "rediss" | "unix")
+            });
+            if !ok {
+                return Err(ConfigError::invalid(
+                    sources.describe("redis.url"),
+                    "expected a redis://, rediss:// or unix:// URL, or host[:port]",
+                ));
+            }
+        }
+        if let Some(url) = &self.auth.service_url {
+            let ok = url::Url::parse(url).is_ok_and(|u| {
+                matches!(u.scheme(), "http" | "https") && u.host_str().is_some()
+            });
+            if !ok {
+                return Err(ConfigError::invalid(
+                    sources.describe("auth.service_url"),
+                    "expected an http:// or https:// URL",
+                ));
+            }
+        }
+        if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
+            return Err(ConfigError::invalid(
+                sources.describe("log.filter"),
+                "expected a tracing filter such as info or modelgate=debug,warn",
+            ));
+        }
+        if self.http.body_limit_bytes == 0 {
+            return Err(ConfigError::invalid(
+                sources.describe("http.body_limit_bytes"),
+                "expected a number of bytes of at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Serving and listing models need the models folder; managing keys does not.
+    pub fn require_models_dir(&self) -> Result<(), ConfigError> {
+        if self.models_dir.is_dir() {
+            Ok(())
+        } else {
+            Err(ConfigError::invalid(
+                "models_dir (MODELGATE_MODELS_DIR)",
+                format!(
+                    "expected an existing folder of models, {} is not one",
+                    self.models_dir.display()
+                ),
+            ))
+        }
+    }
+
+    /// The configuration as shown to operators: every secret replaced by `***`.
+    pub fn redacted(&self) -> Config {
+        let mut shown = self.clone();
+        shown.database.url = redact::url_secrets(&shown.database.url);
+        shown.redis.url = shown.redis.url.as_deref().map(redact::url_secrets);
+        shown.auth.service_url = shown.auth.service_url.as_deref().map(redact::url_secrets);
+        shown
+    }
+}
+
+fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })?;
+    text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
+        path: path.to_path_buf(),
+        message: e.message().to_string(),
+    })
+}

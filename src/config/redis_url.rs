@@ -1,0 +1,313 @@
+//! Redis URL normalization, compatible with the environment of the service modelgate replaces.
+//!
+//! That service accepted `REDIS_URL` with or without a scheme, or `REDIS_HOST`/`REDIS_PORT`,
+//! plus `REDIS_AUTH_TOKEN` and `REDIS_TLS_ENABLED`; deployments still set them, so the same
+//! values must produce the same connection here.
+
+use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+
+const DEFAULT_PORT: u16 = 6379;
+
+/// Characters that cannot appear raw in the userinfo part of a URL.
+const USERINFO: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'/')
+    .add(b':')
+    .add(b'<')
+    .add(b'>')
+    .add(b'?')
+    .add(b'@')
+    .add(b'[')
+    .add(b'\\')
+    .add(b']')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// The raw, possibly absent settings a Redis location can be given by.
+#[derive(Debug, Default, Clone)]
+pub struct RedisSettings {
+    pub url: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<String>,
+    pub token: Option<String>,
+    pub tls: Option<String>,
+}
+
+/// Why the settings do not describe a Redis location.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum RedisUrlError {
+    #[error("expected a port number between 1 and 65535, got {0:?}")]
+    BadPort(String),
+}
+
+fn clean(value: &Option<String>) -> Option<&str> {
+    value.as_deref().map(str::trim).filter(|v| !v.is_empty())
+}
+
+fn has_scheme(value: &str) -> bool {
+    let lower = value.to_ascii_lowercase();
+    ["redis://", "rediss://", "unix://"]
+        .iter()
+        .any(|scheme| lower.starts_with(scheme))
+}
+
+fn tls_enabled(settings: &RedisSettings) -> bool {
+    clean(&settings.tls).is_some_and(|v| v.eq_ignore_ascii_case("true"))
+}
+
+fn parse_port(raw: &str) -> Result<u16, RedisUrlError> {
+    match raw.parse::<u16>() {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err(RedisUrlError::BadPort(raw.to_string())),
+    }
+}
+
+/// Splits `host` or `host:port`; a trailing `:digits` is a port, anything else is host.
+fn split_host_port(value: &str) -> Result<(&str, u16), RedisUrlError> {
+    match value.rsplit_once(':') {
+        Some((host, port)) if !host.is_empty() && !host.contains(':') => {
+            Ok((host, parse_port(port)?))
+        }
+        _ => Ok((value, DEFAULT_PORT)),
+    }
+}
+
+fn build(scheme: &str, token: Option<&str>, host: &str, port: u16, db_suffix: bool) -> String {
+    let auth = token
+        .map(|t| format!(":{}@", utf8_percent_encode(t, USERINFO)))
+        .unwrap_or_default();
+    let suffix = if db_suffix || token.is_some() { "/0" } else { "" };
+    format!("{scheme}://{auth}{host}:{port}{suffix}")
+}
+
+/// Returns the normalized Redis URL, or `None` when nothing configures Redis.
+pub fn normalize(settings: &RedisSettings) -> Result<Option<String>, RedisUrlError> {
+    let scheme = if tls_enabled(settings) {
+        "rediss"
+    } else {
+        "redis"
+    };
+    let token = clean(&settings.token);
+    if let Some(url) = clean(&settings.url) {
+        if has_scheme(url) {
+            return Ok(Some(url.to_string()));
+        }
+        let (host, port) = split_host_port(url)?;
+        return Ok(Some(build(scheme, token, host, port, false)));
+    }
+    let Some(host) = clean(&settings.host) else {
+        return Ok(None);
+    };
+    let port = match clean(&settings.port) {
+        Some(raw) => parse_port(raw)?,
+        None => DEFAULT_PORT,
+    };
+    Ok(Some(build(scheme, token, host, port, true)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(url: &str) -> RedisSettings {
+        RedisSettings {
+            url: Some(url.into()),
+            ..Default::default()
+        }
+    }
+
+    fn norm(settings: RedisSettings) -> Option<String> {
+        normalize(&settings).expect("valid settings")
+    }
+
+    #[test]
+    fn nothing_set_means_no_redis() {
+        assert_eq!(norm(RedisSettings::default()), None);
+    }
+
+    #[test]
+    fn blank_values_count_as_unset() {
+        let settings = RedisSettings {
+            url: Some("   ".into()),
+            host: Some(" ".into()),
+            ..Default::default()
+        };
+        assert_eq!(norm(settings), None);
+    }
+
+    #[test]
+    fn url_with_scheme_is_kept_whatever_its_case() {
+        for value in [
+            "redis://cache:6380/2",
+            "rediss://cache.example.com:6379",
+            "unix:///run/redis.sock",
+            "REDIS://Cache:6379",
+            "Rediss://cache:1",
+        ] {
+            assert_eq!(norm(url(value)).as_deref(), Some(value));
+        }
+    }
+
+    #[test]
+    fn url_with_scheme_ignores_token_and_tls_flag() {
+        let settings = RedisSettings {
+            url: Some("redis://cache:6379".into()),
+            token: Some("secret".into()),
+            tls: Some("true".into()),
+            ..Default::default()
+        };
+        assert_eq!(norm(settings).as_deref(), Some("redis://cache:6379"));
+    }
+
+    #[test]
+    fn bare_host_gets_scheme_and_default_port() {
+        assert_eq!(norm(url("cache")).as_deref(), Some("redis://cache:6379"));
+    }
+
+    #[test]
+    fn host_and_port_keeps_its_port() {
+        assert_eq!(
+            norm(url("cache:6380")).as_deref(),
+            Some("redis://cache:6380")
+        );
+    }
+
+    #[test]
+    fn surrounding_whitespace_is_trimmed() {
+        assert_eq!(
+            norm(url("  cache:6380 \n")).as_deref(),
+            Some("redis://cache:6380")
+        );
+        assert_eq!(
+            norm(url(" redis://cache:1 ")).as_deref(),
+            Some("redis://cache:1")
+        );
+    }
+
+    #[test]
+    fn tls_flag_selects_rediss_in_any_case_with_spaces() {
+        for flag in ["true", "TRUE", " True ", "tRuE"] {
+            let settings = RedisSettings {
+                url: Some("cache".into()),
+                tls: Some(flag.into()),
+                ..Default::default()
+            };
+            assert_eq!(norm(settings).as_deref(), Some("rediss://cache:6379"));
+        }
+    }
+
+    #[test]
+    fn tls_flag_other_than_true_is_plaintext() {
+        for flag in ["false", "1", "yes", ""] {
+            let settings = RedisSettings {
+                url: Some("cache".into()),
+                tls: Some(flag.into()),
+                ..Default::default()
+            };
+            assert_eq!(norm(settings).as_deref(), Some("redis://cache:6379"));
+        }
+    }
+
+    #[test]
+    fn token_on_bare_host_adds_auth_and_db_zero() {
+        let settings = RedisSettings {
+            url: Some("cache:6380".into()),
+            token: Some("s3cret".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            norm(settings).as_deref(),
+            Some("redis://:s3cret@cache:6380/0")
+        );
+    }
+
+    #[test]
+    fn token_with_reserved_characters_is_percent_encoded() {
+        let settings = RedisSettings {
+            url: Some("cache".into()),
+            token: Some("a@b/c:d".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            norm(settings).as_deref(),
+            Some("redis://:a%40b%2Fc%3Ad@cache:6379/0")
+        );
+    }
+
+    #[test]
+    fn host_and_port_variables_build_url_with_db_zero() {
+        let settings = RedisSettings {
+            host: Some("cache".into()),
+            port: Some("6390".into()),
+            ..Default::default()
+        };
+        assert_eq!(norm(settings).as_deref(), Some("redis://cache:6390/0"));
+    }
+
+    #[test]
+    fn host_variable_alone_uses_default_port() {
+        let settings = RedisSettings {
+            host: Some(" cache ".into()),
+            ..Default::default()
+        };
+        assert_eq!(norm(settings).as_deref(), Some("redis://cache:6379/0"));
+    }
+
+    #[test]
+    fn host_port_token_and_tls_build_full_url() {
+        let settings = RedisSettings {
+            host: Some("cache".into()),
+            port: Some("6380".into()),
+            token: Some("tok".into()),
+            tls: Some("true".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            norm(settings).as_deref(),
+            Some("rediss://:tok@cache:6380/0")
+        );
+    }
+
+    #[test]
+    fn explicit_url_wins_over_host_and_port() {
+        let settings = RedisSettings {
+            url: Some("primary:7000".into()),
+            host: Some("other".into()),
+            port: Some("7001".into()),
+            ..Default::default()
+        };
+        assert_eq!(norm(settings).as_deref(), Some("redis://primary:7000"));
+    }
+
+    #[test]
+    fn port_alone_configures_nothing() {
+        let settings = RedisSettings {
+            port: Some("6380".into()),
+            ..Default::default()
+        };
+        assert_eq!(norm(settings), None);
+    }
+
+    #[test]
+    fn bad_port_is_an_error() {
+        let settings = RedisSettings {
+            host: Some("cache".into()),
+            port: Some("http".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            normalize(&settings),
+            Err(RedisUrlError::BadPort("http".into()))
+        );
+        assert_eq!(
+            normalize(&url("cache:99999")),
+            Err(RedisUrlError::BadPort("99999".into()))
+        );
+    }
+}

@@ -1,0 +1,55 @@
+//! Authentication and authorization middleware.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::problem::ApiError;
+use super::AppState;
+use crate::auth::{allows, extract, AuthError, Principal, Scope};
+
+/// Paths served without a key: exact matches only, never prefixes.
+pub const PUBLIC_PATHS: &[&str] = &[
+    "/health",
+    "/health/live",
+    "/health/ready",
+    "/live",
+    "/ready",
+    "/version",
+    "/metrics",
+    "/openapi.json",
+];
+
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if PUBLIC_PATHS.contains(&request.uri().path()) {
+        return Ok(next.run(request).await);
+    }
+    let key = extract::api_key(
+        request.headers(),
+        request.uri().query(),
+        state.config.auth.allow_query_key,
+    )?;
+    let principal = state.auth.authenticate(&key).await?;
+    tracing::Span::current().record("key_id", principal.key_id.as_str());
+    request.extensions_mut().insert(principal);
+    Ok(next.run(request).await)
+}
+
+/// Lets the request through only when the caller's key grants `needed`.
+pub async fn require_scope(needed: Scope, request: Request, next: Next) -> Result<Response, ApiError> {
+    let granted = request
+        .extensions()
+        .get::<Arc<Principal>>()
+        .is_some_and(|p| allows(&p.scopes, needed));
+    if granted {
+        Ok(next.run(request).await)
+    } else {
+        Err(AuthError::InsufficientScope { needed }.into())
+    }
+}

@@ -1,0 +1,70 @@
+//! Liveness, readiness, health and version.
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use chrono::{SecondsFormat, Utc};
+use serde_json::{json, Value};
+
+use super::AppState;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+fn now() -> String {
+    Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// 200 while the process can answer at all; touches no dependency.
+pub async fn live() -> Json<Value> {
+    Json(json!({ "status": "alive" }))
+}
+
+/// 200 once the store is migrated and every model loaded, until shutdown begins.
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let reason = if state.lifecycle.is_draining() {
+        Some("shutting down")
+    } else if state.models.is_empty() {
+        Some("no model loaded")
+    } else {
+        None
+    };
+    match reason {
+        None => (StatusCode::OK, Json(json!({ "status": "ready" }))),
+        Some(reason) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "not_ready", "reason": reason })),
+        ),
+    }
+}
+
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let started = Instant::now();
+    let database = tokio::time::timeout(state.config.database.connect_timeout, state.store.ping()).await;
+    let database_ok = matches!(database, Ok(Ok(())));
+    let models_ok = !state.models.is_empty();
+    let label = |ok: bool| if ok { "healthy" } else { "unhealthy" };
+    let healthy = database_ok && models_ok;
+    let status = if healthy {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = json!({
+        "status": label(healthy),
+        "version": VERSION,
+        "timestamp": now(),
+        "uptime_s": state.lifecycle.uptime().as_secs(),
+        "services": {
+            "database": label(database_ok),
+            "models": label(models_ok),
+        },
+        "check_ms": started.elapsed().as_secs_f64() * 1e3,
+    });
+    (status, Json(body))
+}
+
+pub async fn version() -> Json<Value> {
+    Json(json!({ "name": "modelgate", "version": VERSION, "api_version": super::predict::API_VERSION }))
+}

@@ -1,0 +1,82 @@
+//! Admin API for keys: create, list, revoke (`admin` scope).
+
+use std::time::Duration;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::json::JsonBody;
+use super::problem::ApiError;
+use super::AppState;
+use crate::auth::{issue_key, NewKey, NewKeyError, RateLimit, Scope};
+use crate::models::FieldError;
+use crate::store::{Revocation, StoreError};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateKey {
+    name: String,
+    #[serde(default)]
+    scopes: Vec<Scope>,
+    rate_limit: Option<RateLimit>,
+    /// e.g. `30d`.
+    #[serde(default, with = "humantime_serde")]
+    expires_in: Option<Duration>,
+}
+
+fn store_failure(err: StoreError) -> ApiError {
+    tracing::error!(error = %err, "key store failed");
+    ApiError::unavailable(
+        "store_unavailable",
+        "Key store unavailable",
+        "The key store cannot be reached right now; retry shortly.",
+    )
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<CreateKey>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let new = NewKey {
+        name: body.name,
+        scopes: body.scopes,
+        rate_limit: body.rate_limit,
+        expires_in: body.expires_in,
+    };
+    let issued = issue_key(&state.store, new).await.map_err(|e| match (e.field(), e) {
+        (_, NewKeyError::Store(err)) => store_failure(err),
+        (field, invalid) => ApiError::validation(vec![FieldError {
+            field: field.unwrap_or("body").into(),
+            message: invalid.to_string(),
+        }]),
+    })?;
+    tracing::info!(key_id = %issued.record.id, prefix = %issued.record.prefix, "key created");
+    let mut body = json!(issued.record);
+    if let Some(map) = body.as_object_mut() {
+        map.insert("key".into(), issued.key.into());
+    }
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let keys = state.store.list_keys().await.map_err(store_failure)?;
+    Ok(Json(json!({ "keys": keys })))
+}
+
+pub async fn revoke(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    match state.auth.revoke(&id).await.map_err(store_failure)? {
+        Revocation::NotFound => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "key_not_found",
+            "Key not found",
+            format!("There is no key {id:?}."),
+        )),
+        Revocation::Revoked { .. } | Revocation::AlreadyRevoked { .. } => {
+            tracing::info!(key_id = %id, "key revoked");
+            Ok(Json(json!({ "id": id, "revoked": true })))
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! The HTTP surface: router, middleware stack, handlers and problem+json errors.
+
+mod authn;
+mod health;
+mod json;
+mod keys;
+mod models;
+mod predict;
+pub mod problem;
+pub mod request_id;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::StatusCode;
+use axum::middleware::{from_fn, from_fn_with_state, Next};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+use crate::auth::{Authenticator, Scope};
+use crate::config::Config;
+use crate::models::ModelRegistry;
+use crate::store::Store;
+use problem::ApiError;
+
+pub use authn::PUBLIC_PATHS;
+
+/// Where the process is in its life: started when, and whether it is shutting down.
+#[derive(Debug)]
+pub struct Lifecycle {
+    started: Instant,
+    draining: AtomicBool,
+}
+
+impl Lifecycle {
+    pub fn new() -> Lifecycle {
+        Lifecycle {
+            started: Instant::now(),
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+    }
+
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle::new()
+    }
+}
+
+/// What handlers share; cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub store: Store,
+    pub auth: Authenticator,
+    pub models: ModelRegistry,
+    pub lifecycle: Arc<Lifecycle>,
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("No such endpoint.")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "Method not allowed",
+        "This endpoint does not accept that method; see the Allow header.",
+    )
+}
+
+async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str) {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        include_str!("openapi.json"),
+    )
+}
+
+pub fn router(state: AppState) -> Router {
+    let predict_routes = Router::new()
+        .route("/api/v1/models", get(models::list))
+        .route("/api/v1/models/{id}/info", get(models::info))
+        .route("/api/v1/models/{id}/predict", post(predict::predict))
+        .route_layer(from_fn(|request: Request, next: Next| {
+            authn::require_scope(Scope::Predict, request, next)
+        }));
+    let admin_routes = Router::new()
+        .route("/api/v1/keys", post(keys::create).get(keys::list))
+        .route("/api/v1/keys/{id}", delete(keys::revoke))
+        .route_layer(from_fn(|request: Request, next: Next| {
+            authn::require_scope(Scope::Admin, request, next)
+        }));
+    let public_routes = Router::new()
+        .route("/health", get(health::health))
+        .route("/health/live", get(health::live))
+        .route("/live", get(health::live))
+        .route("/health/ready", get(health::ready))
+        .route("/ready", get(health::ready))
+        .route("/version", get(health::version))
+        .route("/openapi.json", get(openapi));
+    let body_limit = usize::try_from(state.config.http.body_limit_bytes).unwrap_or(usize::MAX);
+    Router::new()
+        .merge(predict_routes)
+        .merge(admin_routes)
+        .merge(public_routes)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn_with_state(state.clone(), authn::authenticate))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(
+            // Spans carry the path only: a query string may hold a key.
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let id = request
+                    .extensions()
+                    .get::<request_id::RequestId>()
+                    .map(|r| r.0.as_str())
+                    .unwrap_or_default();
+                tracing::info_span!(
+                    "request",
+                    method = %request.method(),
+                    path = %request.uri().path(),
+                    request_id = %id,
+                    key_id = tracing::field::Empty,
+                )
+            }),
+        )
+        .layer(from_fn(request_id::middleware))
+        .with_state(state)
+}

@@ -1,0 +1,38 @@
+//! `GET /api/v1/models` and `GET /api/v1/models/{id}/info`.
+
+use axum::extract::{Path, State};
+use axum::Json;
+use serde_json::{json, Value};
+
+use super::predict::model_not_found;
+use super::problem::ApiError;
+use super::AppState;
+use crate::models::Model;
+
+fn summary(model: &Model) -> Value {
+    let m = model.manifest();
+    json!({
+        "id": model.id(),
+        "name": m.name,
+        "version": m.version,
+        "kind": m.kind,
+        "description": m.description,
+        "engine": model.engine(),
+        "max_batch_size": m.max_batch_size,
+    })
+}
+
+pub async fn list(State(state): State<AppState>) -> Json<Value> {
+    let models: Vec<Value> = state.models.all().map(|m| summary(m)).collect();
+    Json(json!({ "models": models }))
+}
+
+pub async fn info(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let model = state.models.get(&id).ok_or_else(|| model_not_found(&id))?;
+    let mut body = summary(&model);
+    if let Some(map) = body.as_object_mut() {
+        map.insert("inputs".into(), json!(model.manifest().inputs));
+        map.insert("outputs".into(), json!(model.manifest().output));
+    }
+    Ok(Json(body))
+}

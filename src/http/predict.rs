@@ -1,0 +1,58 @@
+//! `POST /api/v1/models/{id}/predict`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use chrono::{SecondsFormat, Utc};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::json::JsonBody;
+use super::problem::ApiError;
+use super::AppState;
+use crate::auth::Principal;
+
+pub const API_VERSION: &str = "1.0";
+
+/// `options` is accepted and ignored, like any other extra field: no option changes scoring yet.
+#[derive(Deserialize)]
+pub struct PredictRequest {
+    inputs: Value,
+}
+
+pub fn model_not_found(id: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "model_not_found",
+        "Model not found",
+        format!("There is no model {id:?}; GET /api/v1/models lists them."),
+    )
+}
+
+pub async fn predict(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Extension(principal): Extension<Arc<Principal>>,
+    JsonBody(request): JsonBody<PredictRequest>,
+) -> Result<Json<Value>, ApiError> {
+    let started = Instant::now();
+    let model = state.models.get(&id).ok_or_else(|| model_not_found(&id))?;
+    let predictions = model.predict(&request.inputs)?;
+    let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+    tracing::debug!(model = %id, rows = predictions.len(), latency_ms, "predicted");
+    Ok(Json(json!({
+        "model_id": model.id(),
+        "predictions": predictions.into_json(),
+        "metadata": {
+            "api_version": API_VERSION,
+            "model_version": model.manifest().version,
+            "api_key_id": principal.key_id,
+            "latency_ms": latency_ms,
+        },
+        "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        "inference_log_id": uuid::Uuid::now_v7(),
+    })))
+}

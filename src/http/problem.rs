@@ -1,0 +1,163 @@
+//! RFC 9457 problem+json errors with a stable `code`.
+//!
+//! Handlers return [`ApiError`]; it travels as a response extension and the request-id
+//! middleware renders the body, so every problem carries the request's id.
+
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::auth::AuthError;
+use crate::models::{FieldError, PredictError};
+
+/// Seconds a client should wait before retrying when a dependency cannot answer.
+const RETRY_AFTER_SECS: &str = "5";
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ApiError {
+    #[serde(skip)]
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub title: &'static str,
+    pub detail: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldError>,
+    #[serde(skip)]
+    headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            title,
+            detail: detail.into(),
+            errors: Vec::new(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: HeaderName, value: HeaderValue) -> Self {
+        self.headers.push((name, value));
+        self
+    }
+
+    /// 422 listing each wrong field.
+    pub fn validation(errors: Vec<FieldError>) -> Self {
+        let detail = match errors.as_slice() {
+            [one] => format!("{} {}.", one.field, one.message),
+            many => format!("{} fields are invalid; see errors.", many.len()),
+        };
+        let mut error = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "validation_failed",
+            "Request validation failed",
+            detail,
+        );
+        error.errors = errors;
+        error
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not found", detail)
+    }
+
+    pub fn internal(detail: impl Into<String>) -> Self {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            "Internal error",
+            detail,
+        )
+    }
+
+    /// The dependency needed to answer is down; the client should retry later.
+    pub fn unavailable(code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, title, detail).with_header(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        )
+    }
+
+    /// The JSON body, completed with the request's id.
+    pub fn body(&self, request_id: &str) -> serde_json::Value {
+        let mut body = serde_json::to_value(self).unwrap_or_default();
+        if let Some(map) = body.as_object_mut() {
+            map.insert("type".into(), format!("urn:modelgate:problem:{}", self.code).into());
+            map.insert("status".into(), self.status.as_u16().into());
+            map.insert("request_id".into(), request_id.into());
+        }
+        body
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let mut response = self.status.into_response();
+        for (name, value) in &self.headers {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+        response.extensions_mut().insert(self);
+        response
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(err: AuthError) -> Self {
+        let detail = err.to_string();
+        match err {
+            AuthError::Missing => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "api_key_required",
+                "API key required",
+                "Send the key as `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
+            )
+            .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")),
+            AuthError::Invalid => ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_api_key",
+                "Invalid API key",
+                "The API key is unknown, revoked or expired.",
+            )
+            .with_header(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            ),
+            AuthError::QueryKeyRefused => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "api_key_in_query",
+                "API key in URL refused",
+                "Keys in URLs leak into logs; send it in the Authorization or X-API-Key header.",
+            ),
+            AuthError::InsufficientScope { .. } => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "insufficient_scope",
+                "Insufficient scope",
+                format!("{detail}."),
+            ),
+            AuthError::Unavailable => ApiError::unavailable(
+                "auth_unavailable",
+                "Authentication unavailable",
+                "The API key cannot be checked right now; retry shortly.",
+            ),
+        }
+    }
+}
+
+impl From<PredictError> for ApiError {
+    fn from(err: PredictError) -> Self {
+        match err {
+            PredictError::Invalid(errors) => ApiError::validation(errors),
+            PredictError::Inference(e) => {
+                tracing::error!(error = %e, "inference failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "inference_failed",
+                    "Inference failed",
+                    "The model could not score this request.",
+                )
+            }
+        }
+    }
+}

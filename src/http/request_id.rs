@@ -1,0 +1,64 @@
+//! `X-Request-Id` on every response, and the rendering of problem bodies that carry it.
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{header, HeaderValue};
+use axum::middleware::Next;
+use axum::response::Response;
+
+use super::problem::ApiError;
+
+pub const HEADER: &str = "x-request-id";
+const MAX_LEN: usize = 128;
+
+/// The id of the request being served, for handlers and logs.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+/// A client's id is kept when it is a sane token; anything else could forge log lines.
+fn sane(value: &str) -> bool {
+    !value.is_empty()
+        && value.len() <= MAX_LEN
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
+pub async fn middleware(mut request: Request, next: Next) -> Response {
+    let id = request
+        .headers()
+        .get(HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| sane(v))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    request.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = next.run(request).await;
+    if let Some(problem) = response.extensions_mut().remove::<ApiError>() {
+        let body = problem.body(&id).to_string();
+        *response.body_mut() = Body::from(body);
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response.headers_mut().remove(header::CONTENT_LENGTH);
+    }
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert(HEADER, value);
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sane;
+
+    #[test]
+    fn sane_ids_are_short_tokens() {
+        assert!(sane("abc-123_X.y:z"));
+        assert!(!sane(""));
+        assert!(!sane("has space"));
+        assert!(!sane("line\nbreak"));
+        assert!(!sane(&"a".repeat(129)));
+    }
+}

@@ -1,0 +1,10 @@
+//! modelgate: a model-serving API that a sick dependency cannot take down.
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod models;
+pub mod store;
+pub mod telemetry;

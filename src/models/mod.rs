@@ -1,0 +1,189 @@
+//! Models: manifests, input encoding, runtimes, output post-processing, and the registry.
+
+pub mod encoder;
+pub mod manifest;
+mod postprocess;
+mod registry;
+mod runtime;
+pub mod tree_ensemble;
+
+use std::path::Path;
+
+use serde_json::{Map, Value};
+
+pub use encoder::FieldError;
+pub use manifest::Manifest;
+pub use registry::{LoadError, ModelRegistry};
+pub use runtime::InferenceError;
+
+use encoder::Encoder;
+use postprocess::Postprocessor;
+use runtime::Runtime;
+
+/// A loaded model, shared read-only by every request.
+pub struct Model {
+    id: String,
+    manifest: Manifest,
+    encoders: Vec<Encoder>,
+    postprocessor: Postprocessor,
+    runtime: Runtime,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PredictError {
+    #[error("invalid inputs")]
+    Invalid(Vec<FieldError>),
+    #[error(transparent)]
+    Inference(#[from] InferenceError),
+}
+
+/// Predictions for a request: one object, or an array in request order.
+#[derive(Debug)]
+pub enum Predictions {
+    One(Map<String, Value>),
+    Many(Vec<Map<String, Value>>),
+}
+
+impl Predictions {
+    pub fn into_json(self) -> Value {
+        match self {
+            Predictions::One(one) => Value::Object(one),
+            Predictions::Many(many) => Value::Array(many.into_iter().map(Value::Object).collect()),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            Predictions::One(_) => 1,
+            Predictions::Many(many) => many.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> PredictError {
+    PredictError::Invalid(vec![FieldError {
+        field: field.into(),
+        message: message.into(),
+    }])
+}
+
+impl Model {
+    /// Loads `dir/model.toml` and the ONNX file it names; `id` is the folder's name.
+    pub fn load(id: &str, dir: &Path) -> Result<Model, String> {
+        let manifest_path = dir.join("model.toml");
+        let text = std::fs::read_to_string(&manifest_path)
+            .map_err(|e| format!("cannot read {}: {e}", manifest_path.display()))?;
+        let manifest: Manifest = toml::from_str(&text)
+            .map_err(|e| format!("{}: {}", manifest_path.display(), e.message()))?;
+        let encoders = manifest
+            .inputs
+            .iter()
+            .map(|spec| Encoder::new(spec).map_err(|e| format!("input {:?}: {e}", spec.name)))
+            .collect::<Result<Vec<_>, _>>()?;
+        if manifest.max_batch_size == 0 {
+            return Err("max_batch_size must be at least 1".into());
+        }
+        let postprocessor = Postprocessor::new(&manifest.output, manifest.kind, &encoders)?;
+        let runtime = Runtime::load(
+            &dir.join(&manifest.file),
+            &manifest.output.tensor,
+            encoders.len(),
+        )?;
+        if runtime.outputs_per_row() < postprocessor.min_outputs() {
+            return Err(format!(
+                "output {:?} has {} values per row; positive_class {} is out of range",
+                manifest.output.tensor,
+                runtime.outputs_per_row(),
+                manifest.output.positive_class
+            ));
+        }
+        Ok(Model {
+            id: id.to_string(),
+            manifest,
+            encoders,
+            postprocessor,
+            runtime,
+        })
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn engine(&self) -> &'static str {
+        self.runtime.engine()
+    }
+
+    /// Validates and scores `inputs`: one JSON object, or an array of up to `max_batch_size`.
+    pub fn predict(&self, inputs: &Value) -> Result<Predictions, PredictError> {
+        match inputs {
+            Value::Object(row) => {
+                let mut out = self.predict_rows(&[(row, "inputs".to_string())])?;
+                Ok(Predictions::One(out.pop().unwrap_or_default()))
+            }
+            Value::Array(items) => {
+                let max = self.manifest.max_batch_size;
+                if items.is_empty() || items.len() > max {
+                    return Err(invalid(
+                        "inputs",
+                        format!("expected between 1 and {max} rows, got {}", items.len()),
+                    ));
+                }
+                let rows = items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, item)| match item {
+                        Value::Object(row) => Ok((row, format!("inputs[{i}]"))),
+                        _ => Err(invalid(&format!("inputs[{i}]"), "expected an object")),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Predictions::Many(self.predict_rows(&rows)?))
+            }
+            _ => Err(invalid("inputs", "expected an object or an array of objects")),
+        }
+    }
+
+    fn predict_rows(
+        &self,
+        rows: &[(&Map<String, Value>, String)],
+    ) -> Result<Vec<Map<String, Value>>, PredictError> {
+        let width = self.encoders.len();
+        let mut features = Vec::with_capacity(rows.len() * width);
+        let mut errors = Vec::new();
+        for (row, path) in rows {
+            for encoder in &self.encoders {
+                let field = format!("{path}.{}", encoder.name());
+                match encoder.encode(encoder.resolve(row), &field) {
+                    Ok(x) => features.push(x),
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
+        if !errors.is_empty() {
+            return Err(PredictError::Invalid(errors));
+        }
+        let scores = self.runtime.run(&features, width)?;
+        let per_row = self.runtime.outputs_per_row();
+        if scores.len() != rows.len() * per_row {
+            return Err(InferenceError::new(format!(
+                "expected {} scores, the graph returned {}",
+                rows.len() * per_row,
+                scores.len()
+            ))
+            .into());
+        }
+        Ok(scores
+            .chunks(per_row.max(1))
+            .zip(rows)
+            .map(|(row_scores, (row, _))| self.postprocessor.render(row_scores, row, &self.encoders))
+            .collect())
+    }
+}

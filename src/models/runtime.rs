@@ -1,0 +1,119 @@
+//! Running a graph: our tree-ensemble evaluator when the graph is one, tract otherwise.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tract_onnx::prelude::*;
+use tract_onnx::tract_core::internal::DimLike;
+
+use super::tree_ensemble::TreeEnsemble;
+
+pub enum Runtime {
+    Trees(TreeEnsemble),
+    Tract {
+        plan: Arc<TypedRunnableModel>,
+        outputs_per_row: usize,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("inference failed: {0}")]
+pub struct InferenceError(String);
+
+impl InferenceError {
+    pub fn new(message: String) -> Self {
+        InferenceError(message)
+    }
+}
+
+impl Runtime {
+    /// Loads `path`, keeping only the graph output `scores_output`.
+    pub fn load(path: &Path, scores_output: &str, features: usize) -> Result<Runtime, String> {
+        let onnx = tract_onnx::onnx();
+        let proto = onnx
+            .proto_model_for_path(path)
+            .map_err(|e| format!("cannot read ONNX file {}: {e:#}", path.display()))?;
+        if let Some(trees) = TreeEnsemble::from_model(&proto).map_err(|e| e.to_string())? {
+            if trees.scores_output_name() != scores_output {
+                return Err(format!(
+                    "graph output {scores_output:?} not found (it has {:?})",
+                    trees.scores_output_name()
+                ));
+            }
+            if trees.n_features() != features {
+                return Err(format!(
+                    "the graph reads {} features but the manifest declares {features} inputs",
+                    trees.n_features()
+                ));
+            }
+            return Ok(Runtime::Trees(trees));
+        }
+        Self::load_tract(&onnx, &proto, scores_output, features)
+            .map_err(|e| format!("tract cannot load {}: {e}", path.display()))
+    }
+
+    fn load_tract(
+        onnx: &tract_onnx::Onnx,
+        proto: &tract_onnx::pb::ModelProto,
+        scores_output: &str,
+        features: usize,
+    ) -> Result<Runtime, String> {
+        let tract = |e: TractError| format!("{e:#}");
+        let mut model = onnx.model_for_proto_model(proto).map_err(tract)?;
+        model
+            .select_outputs_by_name([scores_output])
+            .map_err(|_| format!("graph output {scores_output:?} not found"))?;
+        let batch = model.sym("batch");
+        model
+            .set_input_fact(0, f32::fact([batch.to_dim(), features.to_dim()]).into())
+            .map_err(tract)?;
+        let typed = model.into_optimized().map_err(tract)?;
+        let shape = &typed.output_fact(0).map_err(tract)?.shape;
+        let outputs_per_row = match &**shape {
+            [_, k] => k.to_usize().ok(),
+            _ => None,
+        }
+        .ok_or_else(|| format!("output {scores_output} has shape {shape:?}, expected [batch, k]"))?;
+        Ok(Runtime::Tract {
+            plan: typed.into_runnable().map_err(tract)?,
+            outputs_per_row,
+        })
+    }
+
+    pub fn engine(&self) -> &'static str {
+        match self {
+            Runtime::Trees(_) => "native-tree-ensemble",
+            Runtime::Tract { .. } => "tract",
+        }
+    }
+
+    pub fn outputs_per_row(&self) -> usize {
+        match self {
+            Runtime::Trees(trees) => trees.n_outputs(),
+            Runtime::Tract {
+                outputs_per_row, ..
+            } => *outputs_per_row,
+        }
+    }
+
+    /// Scores for `rows.len() / features` rows, flattened row by row.
+    pub fn run(&self, rows: &[f32], features: usize) -> Result<Vec<f32>, InferenceError> {
+        match self {
+            Runtime::Trees(trees) => Ok(trees.predict(rows)),
+            Runtime::Tract { plan, .. } => {
+                let n = rows.len() / features.max(1);
+                let input = Tensor::from_shape(&[n, features], rows)
+                    .map_err(|e| InferenceError::new(e.to_string()))?;
+                let outputs = plan
+                    .run(tvec!(input.into_tvalue()))
+                    .map_err(|e| InferenceError::new(format!("{e:#}")))?;
+                let scores = outputs
+                    .first()
+                    .ok_or_else(|| InferenceError::new("the graph returned nothing".into()))?
+                    .to_plain_array_view::<f32>()
+                    .map_err(|e| InferenceError::new(e.to_string()))?;
+                Ok(scores.iter().copied().collect())
+            }
+        }
+    }
+}

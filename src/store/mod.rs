@@ -1,0 +1,145 @@
+//! Persistent state behind sqlx's `Any` driver: SQLite by default, PostgreSQL when scaled.
+//!
+//! One set of portable SQL serves both engines (`$N` placeholders work in both), so a query
+//! is written once and tested on both.
+
+mod keys;
+
+use std::path::Path;
+use std::str::FromStr;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::AnyPool;
+
+use crate::config::{redact, DatabaseConfig};
+
+pub use keys::{ApiKeyRecord, Revocation};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open database {url}: {source}")]
+    Connect { url: String, source: sqlx::Error },
+    #[error("cannot create database folder {path}: {source}")]
+    Folder {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("database query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("stored row is corrupt: {0}")]
+    Corrupt(String),
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Store {
+    /// Opens the pool, creating an SQLite file and its folder when needed, and migrates.
+    pub async fn open(config: &DatabaseConfig) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if config.url.to_ascii_lowercase().starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let url = match backend {
+            Backend::Sqlite => prepare_sqlite(&config.url)?,
+            Backend::Postgres => config.url.clone(),
+        };
+        let connect_error = |source| StoreError::Connect {
+            url: redact::url_secrets(&config.url),
+            source,
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(connect_error)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(config.max_connections)
+            .acquire_timeout(config.connect_timeout)
+            .connect_with(options)
+            .await
+            .map_err(connect_error)?;
+        if backend == Backend::Sqlite {
+            // WAL lets `modelgate keys revoke` write while a server reads the same file.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .execute(&pool)
+                .await?;
+        }
+        MIGRATOR.run(&pool).await?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A real round trip, used by health checks.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Creates the database folder and asks SQLite to create the file (`mode=rwc`).
+fn prepare_sqlite(url: &str) -> Result<String, StoreError> {
+    let rest = url
+        .split_once(':')
+        .map(|(_, rest)| rest)
+        .unwrap_or_default();
+    let path = rest.trim_start_matches("//");
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    if path != ":memory:" && !path.is_empty() {
+        if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+    }
+    Ok(if query.contains("mode=") {
+        url.to_string()
+    } else if query.is_empty() {
+        format!("{url}?mode=rwc")
+    } else {
+        format!("{url}&mode=rwc")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prepare_sqlite;
+
+    #[test]
+    fn sqlite_url_gets_create_mode_and_folder() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("nested/more/db.sqlite");
+        let url = format!("sqlite://{}", file.display());
+        let prepared = prepare_sqlite(&url).expect("prepared");
+        assert_eq!(prepared, format!("{url}?mode=rwc"));
+        assert!(file.parent().expect("parent").is_dir());
+    }
+
+    #[test]
+    fn explicit_mode_is_kept() {
+        assert_eq!(
+            prepare_sqlite("sqlite::memory:?mode=memory").expect("prepared"),
+            "sqlite::memory:?mode=memory"
+        );
+    }
+}
