@@ -282,8 +282,17 @@ fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
         path: path.to_path_buf(),
         message: e.to_string(),
     })?;
-    text.parse::<toml::Table>().map_err(|e| ConfigError::Syntax {
-        path: path.to_path_buf(),
-        message: e.message().to_string(),
+    text.parse::<toml::Table>().map_err(|e| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start.min(text.len())].lines().count().max(1));
+        let first = e.message().lines().next().unwrap_or_default();
+        ConfigError::Syntax {
+            path: path.to_path_buf(),
+            message: match line {
+                Some(line) => format!("{first} (line {line})"),
+                None => first.to_string(),
+            },
+        }
     })
 }

@@ -1,0 +1,312 @@
+//! The `modelgate` binary: configuration errors, `config show`, `keys`, `models`, and `serve`.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_modelgate");
+
+/// A command with a clean environment, run from the repository (so `models/` resolves).
+fn modelgate(dir: &Path, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BIN);
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("MODELGATE_DATABASE_URL", format!("sqlite://{}", dir.join("db.sqlite").display()))
+        .env("MODELGATE_MODELS_DIR", Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
+        .current_dir(dir);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
+}
+
+fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    modelgate(dir, env).args(args).output().expect("run modelgate")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Exit status 2, exactly one line naming `key`, no panic, no secret.
+fn assert_config_error(output: &Output, key: &str, secret: Option<&str>) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(2), "stderr: {err}");
+    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
+    assert!(err.contains(key), "{key} not named in: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    if let Some(secret) = secret {
+        assert!(!err.contains(secret), "secret leaked: {err}");
+    }
+}
+
+#[test]
+fn bad_environment_values_exit_2_naming_the_variable() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cases: &[(&str, &str, &str, Option<&str>)] = &[
+        ("MODELGATE_LISTEN", "nonsense", "MODELGATE_LISTEN", None),
+        ("MODELGATE_AUTH_CACHE_TTL", "soon", "auth.cache_ttl", None),
+        ("MODELGATE_DATABASE_MAX_CONNECTIONS", "many", "MODELGATE_DATABASE_MAX_CONNECTIONS", None),
+        ("MODELGATE_DATABASE_URL", "mysql://u:pw1@db/x", "database.url", Some("pw1")),
+        ("MODELGATE_REDIS_URL", "redis://:pw2@[broken", "redis.url", Some("pw2")),
+        ("REDIS_PORT", "http", "redis.url", None),
+        ("MODELGATE_AUTH_SERVICE_URL", "ftp://auth", "auth.service_url", None),
+        ("MODELGATE_AUTH_ALLOW_QUERY_KEY", "perhaps", "auth.allow_query_key", None),
+        ("MODELGATE_LOG_FORMAT", "xml", "log.format", None),
+    ];
+    for (name, value, key, secret) in cases {
+        let mut env = vec![(*name, *value)];
+        if *name == "REDIS_PORT" {
+            env.push(("REDIS_HOST", "cache"));
+        }
+        let output = run(dir.path(), &env, &["config", "show"]);
+        assert_config_error(&output, key, *secret);
+    }
+}
+
+#[test]
+fn bad_config_files_exit_2_naming_the_key() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cases = [
+        ("[auth]\ncache_tll = \"5s\"\n", "cache_tll"),
+        ("[database]\nmax_connections = \"many\"\n", "database.max_connections"),
+        ("[auth]\nnegative_ttl = 5\n", "auth.negative_ttl"),
+        ("colour = \"blue\"\n", "colour"),
+        ("[database\nurl = 1", "not valid TOML"),
+    ];
+    for (text, key) in cases {
+        let file = dir.path().join("modelgate.toml");
+        std::fs::write(&file, text).expect("write");
+        let output = run(dir.path(), &[], &["--config", file.to_str().expect("path"), "config", "show"]);
+        assert_config_error(&output, key, None);
+    }
+    let output = run(dir.path(), &[], &["--config", "/nonexistent/modelgate.toml", "config", "show"]);
+    assert_config_error(&output, "/nonexistent/modelgate.toml", None);
+}
+
+#[test]
+fn missing_models_dir_exits_2() {
+    let dir = tempfile::tempdir().expect("dir");
+    for args in [&["serve"][..], &["models", "list"][..]] {
+        let output = run(dir.path(), &[("MODELGATE_MODELS_DIR", "/no/such/models")], args);
+        assert_config_error(&output, "models_dir", None);
+    }
+}
+
+#[test]
+fn file_is_overlaid_by_environment() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("modelgate.toml");
+    std::fs::write(&file, "listen = \"127.0.0.1:9000\"\n[auth]\ncache_ttl = \"45s\"\nservice_id = \"file\"\n").expect("write");
+    let output = run(
+        dir.path(),
+        &[("MODELGATE_AUTH_SERVICE_ID", "env"), ("MODELGATE_CONFIG", file.to_str().expect("path"))],
+        &["config", "show", "--json"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let shown: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(shown["listen"], "127.0.0.1:9000");
+    assert_eq!(shown["auth"]["cache_ttl"], "45s");
+    assert_eq!(shown["auth"]["service_id"], "env");
+    assert_eq!(shown["auth"]["negative_ttl"], "5s");
+}
+
+#[test]
+fn config_show_redacts_every_secret() {
+    let dir = tempfile::tempdir().expect("dir");
+    let env = [
+        ("REDIS_HOST", " cache "),
+        ("REDIS_PORT", "6380"),
+        ("REDIS_AUTH_TOKEN", "tok3n"),
+        ("REDIS_TLS_ENABLED", "TRUE"),
+        ("MODELGATE_DATABASE_URL", "postgres://app:dbpass@db:5432/main"),
+        ("MODELGATE_AUTH_SERVICE_URL", "https://svc:authpass@auth.internal"),
+    ];
+    let json = run(dir.path(), &env, &["config", "show", "--json"]);
+    assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
+    let shown: Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(shown["redis"]["url"], "rediss://:***@cache:6380/0");
+    assert_eq!(shown["database"]["url"], "postgres://app:***@db:5432/main");
+    let text = run(dir.path(), &env, &["config", "show"]);
+    assert_eq!(text.status.code(), Some(0));
+    for out in [stdout(&json), stdout(&text), stderr(&json), stderr(&text)] {
+        for secret in ["tok3n", "dbpass", "authpass"] {
+            assert!(!out.contains(secret), "{secret} leaked");
+        }
+    }
+    assert!(stdout(&text).contains("rediss://:***@cache:6380/0"));
+}
+
+#[test]
+fn redis_url_aliases_resolve_in_priority_order() {
+    let dir = tempfile::tempdir().expect("dir");
+    let url = |env: &[(&str, &str)]| -> Value {
+        let out = run(dir.path(), env, &["config", "show", "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        serde_json::from_slice::<Value>(&out.stdout).expect("json")["redis"]["url"].clone()
+    };
+    assert_eq!(url(&[]), Value::Null);
+    assert_eq!(url(&[("REDIS_URL", "legacy:6390")]), "redis://legacy:6390");
+    assert_eq!(url(&[("REDIS_URL", "legacy"), ("MODELGATE_REDIS_URL", "redis://new:1")]), "redis://new:1");
+    assert_eq!(url(&[("REDIS_URL", "legacy"), ("REDIS_HOST", "other")]), "redis://legacy:6379");
+}
+
+fn create_key(dir: &Path, extra: &[&str]) -> Value {
+    let mut args = vec!["keys", "create", "--name", "ci", "--json"];
+    args.extend_from_slice(extra);
+    let output = run(dir, &[], &args);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    serde_json::from_slice(&output.stdout).expect("json")
+}
+
+#[test]
+fn keys_create_list_revoke() {
+    let dir = tempfile::tempdir().expect("dir");
+    let created = create_key(dir.path(), &["--scope", "admin", "--scope", "predict", "--rate-limit", "50/m", "--expires", "30d"]);
+    let key = created["key"].as_str().expect("key");
+    assert!(key.starts_with("mg_") && key.len() >= 35);
+    assert!(key[3..].chars().all(|c| c.is_ascii_alphanumeric()));
+    assert!(key.starts_with(created["prefix"].as_str().expect("prefix")));
+    assert_eq!(created["name"], "ci");
+    assert_eq!(created["scopes"], serde_json::json!(["predict", "admin"]));
+    let id = created["id"].as_str().expect("id");
+
+    for args in [&["keys", "list"][..], &["keys", "list", "--json"][..]] {
+        let listed = run(dir.path(), &[], args);
+        assert_eq!(listed.status.code(), Some(0));
+        let text = stdout(&listed);
+        assert!(text.contains(id), "{text}");
+        assert!(!text.contains(key), "key shown by keys list");
+    }
+    let human = run(dir.path(), &[], &["keys", "create", "--name", "human"]);
+    assert!(stdout(&human).contains("only time"));
+
+    let revoked = run(dir.path(), &[], &["keys", "revoke", id, "--json"]);
+    assert_eq!(revoked.status.code(), Some(0), "{}", stderr(&revoked));
+    let again: Value = serde_json::from_slice(&run(dir.path(), &[], &["keys", "revoke", id, "--json"]).stdout).expect("json");
+    assert_eq!(again["already_revoked"], true);
+    let unknown = run(dir.path(), &[], &["keys", "revoke", "key_nope"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(stderr(&unknown).contains("no key"));
+}
+
+#[test]
+fn bad_key_arguments_exit_2() {
+    let dir = tempfile::tempdir().expect("dir");
+    for extra in [
+        &["--rate-limit", "fast"][..],
+        &["--rate-limit", "0/s"][..],
+        &["--scope", "root"][..],
+        &["--expires", "whenever"][..],
+    ] {
+        let mut args = vec!["keys", "create", "--name", "x"];
+        args.extend_from_slice(extra);
+        let output = run(dir.path(), &[], &args);
+        assert_eq!(output.status.code(), Some(2), "{extra:?}: {}", stderr(&output));
+        assert!(!stderr(&output).contains("panicked"));
+    }
+    let blank = run(dir.path(), &[], &["keys", "create", "--name", "  "]);
+    assert_eq!(blank.status.code(), Some(2));
+}
+
+#[test]
+fn models_list_shows_model_21() {
+    let dir = tempfile::tempdir().expect("dir");
+    let output = run(dir.path(), &[], &["models", "list", "--json"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let models: Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(models[0]["id"], "21");
+    assert_eq!(models[0]["inputs"], 10);
+}
+
+struct Server {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(dir: &Path) -> Server {
+    let mut child = modelgate(dir, &[("MODELGATE_LISTEN", "127.0.0.1:0"), ("MODELGATE_SHUTDOWN_GRACE", "5s")])
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let mut banner = String::new();
+    let addr = loop {
+        let line = lines.next().expect("server printed its address").expect("line");
+        banner.push_str(&line);
+        banner.push('\n');
+        if let Some(rest) = line.strip_prefix("modelgate is serving on http://") {
+            break rest.trim().to_string();
+        }
+    };
+    for line in lines.by_ref() {
+        let line = line.expect("line");
+        banner.push_str(&line);
+        banner.push('\n');
+        if line.contains("curl -s") {
+            break;
+        }
+    }
+    assert!(banner.contains("keys create"), "{banner}");
+    assert!(banner.contains(&format!("curl -s http://{addr}/api/v1/models/21/predict")), "{banner}");
+    Server { child, addr }
+}
+
+#[test]
+fn sigterm_finishes_in_flight_requests_and_exits_0() {
+    let dir = tempfile::tempdir().expect("dir");
+    let key = create_key(dir.path(), &[])["key"].as_str().expect("key").to_string();
+    let mut server = start_server(dir.path());
+
+    let body = br#"{"inputs": {"engagement_score": 90, "demo_requested": true}}"#;
+    let mut stream = TcpStream::connect(&server.addr).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    let head = format!(
+        "POST /api/v1/models/21/predict HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).expect("head");
+    stream.write_all(&body[..10]).expect("partial body");
+    std::thread::sleep(Duration::from_millis(300));
+
+    let pid = server.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    assert!(killed.success());
+    std::thread::sleep(Duration::from_millis(300));
+
+    stream.write_all(&body[10..]).expect("rest of body");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("conversion_probability"));
+
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = server.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "server did not exit");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+}
