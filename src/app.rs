@@ -45,12 +45,13 @@ impl App {
         config.require_models_dir()?;
         let models = ModelRegistry::load_dir(&config.models_dir)?;
         let store = Store::open(&config.database).await?;
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| StartError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
         let state = AppState {
             auth: Authenticator::new(store.clone(), &config.auth),
             config: Arc::new(config),
@@ -74,7 +75,10 @@ impl App {
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish within the
     /// configured grace period.
-    pub async fn serve(self, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
         let App { listener, state } = self;
         let grace = state.config.shutdown_grace;
         let lifecycle = state.lifecycle.clone();
@@ -114,7 +118,9 @@ pub async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        let mut term = match tokio::signal::unix::signal(
+            tokio::signal::unix::SignalKind::terminate(),
+        ) {
             Ok(term) => term,
             Err(err) => {
                 tracing::warn!(error = %err, "cannot listen for SIGTERM; only SIGINT stops the server");

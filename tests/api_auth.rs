@@ -16,13 +16,21 @@ fn body() -> serde_json::Value {
 
 async fn missing_key_is_401_with_challenge(backend: Backend) {
     let app = TestApp::spawn(backend).await;
-    let response = app.client.post(app.url(PREDICT)).json(&body()).send().await.expect("request");
+    let response = app
+        .client
+        .post(app.url(PREDICT))
+        .json(&body())
+        .send()
+        .await
+        .expect("request");
     assert_eq!(response.status(), 401);
     assert_eq!(response.headers()["www-authenticate"], "Bearer");
     let problem = problem(response).await;
     assert_eq!(problem["code"], "api_key_required");
     assert_eq!(problem["status"], 401);
-    assert!(problem["request_id"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(problem["request_id"]
+        .as_str()
+        .is_some_and(|id| !id.is_empty()));
     app.stop().await;
 }
 both_backends!(missing_key_is_401_with_challenge);
@@ -46,7 +54,12 @@ async fn every_documented_key_location_works(backend: Backend) {
             .send()
             .await
             .expect("request");
-        assert_eq!(response.status(), 200, "{header}: {}", value.split(' ').next().unwrap_or(""));
+        assert_eq!(
+            response.status(),
+            200,
+            "{header}: {}",
+            value.split(' ').next().unwrap_or("")
+        );
     }
     app.stop().await;
 }
@@ -56,7 +69,9 @@ async fn unknown_key_is_401_invalid(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     for _ in 0..2 {
         // The second answer comes from the negative cache and must say the same.
-        let response = app.post_json(PREDICT, "mg_notARealKey000000000000000000000000", &body()).await;
+        let response = app
+            .post_json(PREDICT, "mg_notARealKey000000000000000000000000", &body())
+            .await;
         assert_eq!(response.status(), 401);
         assert_eq!(problem(response).await["code"], "invalid_api_key");
     }
@@ -104,15 +119,30 @@ async fn revocation_by_another_process_applies_after_cache_ttl(backend: Backend)
     let app = TestApp::spawn_with(backend, |c| c.auth.cache_ttl = Duration::from_millis(300)).await;
     let issued = issue_key(
         &app.state.store,
-        NewKey { name: "cli".into(), scopes: vec![], rate_limit: None, expires_in: None },
+        NewKey {
+            name: "cli".into(),
+            scopes: vec![],
+            rate_limit: None,
+            expires_in: None,
+        },
     )
     .await
     .expect("issue");
-    assert_eq!(app.post_json(PREDICT, &issued.key, &body()).await.status(), 200);
+    assert_eq!(
+        app.post_json(PREDICT, &issued.key, &body()).await.status(),
+        200
+    );
     // What `modelgate keys revoke` does from another process: write the store only.
-    app.state.store.revoke_key(&issued.record.id, chrono::Utc::now()).await.expect("revoke");
+    app.state
+        .store
+        .revoke_key(&issued.record.id, chrono::Utc::now())
+        .await
+        .expect("revoke");
     tokio::time::sleep(Duration::from_millis(450)).await;
-    assert_eq!(app.post_json(PREDICT, &issued.key, &body()).await.status(), 401);
+    assert_eq!(
+        app.post_json(PREDICT, &issued.key, &body()).await.status(),
+        401
+    );
     app.stop().await;
 }
 both_backends!(revocation_by_another_process_applies_after_cache_ttl);
@@ -130,7 +160,10 @@ async fn expired_key_is_refused(backend: Backend) {
     )
     .await
     .expect("issue");
-    assert_eq!(app.post_json(PREDICT, &issued.key, &body()).await.status(), 200);
+    assert_eq!(
+        app.post_json(PREDICT, &issued.key, &body()).await.status(),
+        200
+    );
     tokio::time::sleep(Duration::from_millis(1100)).await;
     // Still in the L1 cache: expiry is checked on every request, not only on lookup.
     let response = app.post_json(PREDICT, &issued.key, &body()).await;
@@ -158,7 +191,12 @@ async fn key_listing_never_shows_keys(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let admin = app.key(&[Scope::Admin]).await;
     let other = app.predict_key().await;
-    let text = app.get("/api/v1/keys", Some(&admin)).await.text().await.expect("body");
+    let text = app
+        .get("/api/v1/keys", Some(&admin))
+        .await
+        .text()
+        .await
+        .expect("body");
     assert!(!text.contains(&admin) && !text.contains(&other));
     let listed: serde_json::Value = serde_json::from_str(&text).expect("json");
     assert_eq!(listed["keys"].as_array().map(Vec::len), Some(2));
@@ -170,7 +208,9 @@ async fn store_failure_is_503_not_401(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.state.store.close().await;
     let started = std::time::Instant::now();
-    let response = app.post_json(PREDICT, "mg_neverSeenBefore00000000000000000000", &body()).await;
+    let response = app
+        .post_json(PREDICT, "mg_neverSeenBefore00000000000000000000", &body())
+        .await;
     assert!(started.elapsed() < Duration::from_secs(2), "must fail fast");
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));
@@ -191,12 +231,17 @@ async fn query_key_is_refused_unless_enabled() {
     assert_eq!(response.status(), 400);
     let problem = problem(response).await;
     assert_eq!(problem["code"], "api_key_in_query");
-    assert!(!problem.to_string().contains(&key), "a key must never be echoed");
+    assert!(
+        !problem.to_string().contains(&key),
+        "a key must never be echoed"
+    );
     app.stop().await;
 
     let app = TestApp::spawn_with(Backend::Sqlite, |c| c.auth.allow_query_key = true).await;
     let key = app.predict_key().await;
-    let response = app.get(&format!("/api/v1/models?api_key={key}"), None).await;
+    let response = app
+        .get(&format!("/api/v1/models?api_key={key}"), None)
+        .await;
     assert_eq!(response.status(), 200);
     app.stop().await;
 }
@@ -204,10 +249,26 @@ async fn query_key_is_refused_unless_enabled() {
 #[tokio::test]
 async fn public_paths_are_exact_matches() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    for path in ["/health", "/health/live", "/health/ready", "/live", "/ready", "/version", "/openapi.json"] {
+    for path in [
+        "/health",
+        "/health/live",
+        "/health/ready",
+        "/live",
+        "/ready",
+        "/version",
+        "/openapi.json",
+    ] {
         assert_eq!(app.get(path, None).await.status(), 200, "{path}");
     }
-    for path in ["/health/", "/health/live/x", "/healthz", "/versions", "/ready/", "/api/v1/models", "/nope"] {
+    for path in [
+        "/health/",
+        "/health/live/x",
+        "/healthz",
+        "/versions",
+        "/ready/",
+        "/api/v1/models",
+        "/nope",
+    ] {
         let response = app.get(path, None).await;
         assert_eq!(response.status(), 401, "{path} must need a key");
     }

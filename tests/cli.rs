@@ -16,8 +16,14 @@ fn modelgate(dir: &Path, env: &[(&str, &str)]) -> Command {
     command
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("MODELGATE_DATABASE_URL", format!("sqlite://{}", dir.join("db.sqlite").display()))
-        .env("MODELGATE_MODELS_DIR", Path::new(env!("CARGO_MANIFEST_DIR")).join("models"))
+        .env(
+            "MODELGATE_DATABASE_URL",
+            format!("sqlite://{}", dir.join("db.sqlite").display()),
+        )
+        .env(
+            "MODELGATE_MODELS_DIR",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
+        )
         .current_dir(dir);
     for (name, value) in env {
         command.env(name, value);
@@ -26,7 +32,10 @@ fn modelgate(dir: &Path, env: &[(&str, &str)]) -> Command {
 }
 
 fn run(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    modelgate(dir, env).args(args).output().expect("run modelgate")
+    modelgate(dir, env)
+        .args(args)
+        .output()
+        .expect("run modelgate")
 }
 
 fn stderr(output: &Output) -> String {
@@ -41,7 +50,11 @@ fn stdout(output: &Output) -> String {
 fn assert_config_error(output: &Output, key: &str, secret: Option<&str>) {
     let err = stderr(output);
     assert_eq!(output.status.code(), Some(2), "stderr: {err}");
-    assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "one line expected: {err}"
+    );
     assert!(err.contains(key), "{key} not named in: {err}");
     assert!(!err.contains("panicked"), "{err}");
     if let Some(secret) = secret {
@@ -55,12 +68,37 @@ fn bad_environment_values_exit_2_naming_the_variable() {
     let cases: &[(&str, &str, &str, Option<&str>)] = &[
         ("MODELGATE_LISTEN", "nonsense", "MODELGATE_LISTEN", None),
         ("MODELGATE_AUTH_CACHE_TTL", "soon", "auth.cache_ttl", None),
-        ("MODELGATE_DATABASE_MAX_CONNECTIONS", "many", "MODELGATE_DATABASE_MAX_CONNECTIONS", None),
-        ("MODELGATE_DATABASE_URL", "mysql://u:pw1@db/x", "database.url", Some("pw1")),
-        ("MODELGATE_REDIS_URL", "redis://:pw2@[broken", "redis.url", Some("pw2")),
+        (
+            "MODELGATE_DATABASE_MAX_CONNECTIONS",
+            "many",
+            "MODELGATE_DATABASE_MAX_CONNECTIONS",
+            None,
+        ),
+        (
+            "MODELGATE_DATABASE_URL",
+            "mysql://u:pw1@db/x",
+            "database.url",
+            Some("pw1"),
+        ),
+        (
+            "MODELGATE_REDIS_URL",
+            "redis://:pw2@[broken",
+            "redis.url",
+            Some("pw2"),
+        ),
         ("REDIS_PORT", "http", "redis.url", None),
-        ("MODELGATE_AUTH_SERVICE_URL", "ftp://auth", "auth.service_url", None),
-        ("MODELGATE_AUTH_ALLOW_QUERY_KEY", "perhaps", "auth.allow_query_key", None),
+        (
+            "MODELGATE_AUTH_SERVICE_URL",
+            "ftp://auth",
+            "auth.service_url",
+            None,
+        ),
+        (
+            "MODELGATE_AUTH_ALLOW_QUERY_KEY",
+            "perhaps",
+            "auth.allow_query_key",
+            None,
+        ),
         ("MODELGATE_LOG_FORMAT", "xml", "log.format", None),
     ];
     for (name, value, key, secret) in cases {
@@ -78,7 +116,10 @@ fn bad_config_files_exit_2_naming_the_key() {
     let dir = tempfile::tempdir().expect("dir");
     let cases = [
         ("[auth]\ncache_tll = \"5s\"\n", "cache_tll"),
-        ("[database]\nmax_connections = \"many\"\n", "database.max_connections"),
+        (
+            "[database]\nmax_connections = \"many\"\n",
+            "database.max_connections",
+        ),
         ("[auth]\nnegative_ttl = 5\n", "auth.negative_ttl"),
         ("colour = \"blue\"\n", "colour"),
         ("[database\nurl = 1", "not valid TOML"),
@@ -86,10 +127,18 @@ fn bad_config_files_exit_2_naming_the_key() {
     for (text, key) in cases {
         let file = dir.path().join("modelgate.toml");
         std::fs::write(&file, text).expect("write");
-        let output = run(dir.path(), &[], &["--config", file.to_str().expect("path"), "config", "show"]);
+        let output = run(
+            dir.path(),
+            &[],
+            &["--config", file.to_str().expect("path"), "config", "show"],
+        );
         assert_config_error(&output, key, None);
     }
-    let output = run(dir.path(), &[], &["--config", "/nonexistent/modelgate.toml", "config", "show"]);
+    let output = run(
+        dir.path(),
+        &[],
+        &["--config", "/nonexistent/modelgate.toml", "config", "show"],
+    );
     assert_config_error(&output, "/nonexistent/modelgate.toml", None);
 }
 
@@ -97,7 +146,11 @@ fn bad_config_files_exit_2_naming_the_key() {
 fn missing_models_dir_exits_2() {
     let dir = tempfile::tempdir().expect("dir");
     for args in [&["serve"][..], &["models", "list"][..]] {
-        let output = run(dir.path(), &[("MODELGATE_MODELS_DIR", "/no/such/models")], args);
+        let output = run(
+            dir.path(),
+            &[("MODELGATE_MODELS_DIR", "/no/such/models")],
+            args,
+        );
         assert_config_error(&output, "models_dir", None);
     }
 }
@@ -106,10 +159,17 @@ fn missing_models_dir_exits_2() {
 fn file_is_overlaid_by_environment() {
     let dir = tempfile::tempdir().expect("dir");
     let file = dir.path().join("modelgate.toml");
-    std::fs::write(&file, "listen = \"127.0.0.1:9000\"\n[auth]\ncache_ttl = \"45s\"\nservice_id = \"file\"\n").expect("write");
+    std::fs::write(
+        &file,
+        "listen = \"127.0.0.1:9000\"\n[auth]\ncache_ttl = \"45s\"\nservice_id = \"file\"\n",
+    )
+    .expect("write");
     let output = run(
         dir.path(),
-        &[("MODELGATE_AUTH_SERVICE_ID", "env"), ("MODELGATE_CONFIG", file.to_str().expect("path"))],
+        &[
+            ("MODELGATE_AUTH_SERVICE_ID", "env"),
+            ("MODELGATE_CONFIG", file.to_str().expect("path")),
+        ],
         &["config", "show", "--json"],
     );
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
@@ -128,8 +188,14 @@ fn config_show_redacts_every_secret() {
         ("REDIS_PORT", "6380"),
         ("REDIS_AUTH_TOKEN", "tok3n"),
         ("REDIS_TLS_ENABLED", "TRUE"),
-        ("MODELGATE_DATABASE_URL", "postgres://app:dbpass@db:5432/main"),
-        ("MODELGATE_AUTH_SERVICE_URL", "https://svc:authpass@auth.internal"),
+        (
+            "MODELGATE_DATABASE_URL",
+            "postgres://app:dbpass@db:5432/main",
+        ),
+        (
+            "MODELGATE_AUTH_SERVICE_URL",
+            "https://svc:authpass@auth.internal",
+        ),
     ];
     let json = run(dir.path(), &env, &["config", "show", "--json"]);
     assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
@@ -156,8 +222,17 @@ fn redis_url_aliases_resolve_in_priority_order() {
     };
     assert_eq!(url(&[]), Value::Null);
     assert_eq!(url(&[("REDIS_URL", "legacy:6390")]), "redis://legacy:6390");
-    assert_eq!(url(&[("REDIS_URL", "legacy"), ("MODELGATE_REDIS_URL", "redis://new:1")]), "redis://new:1");
-    assert_eq!(url(&[("REDIS_URL", "legacy"), ("REDIS_HOST", "other")]), "redis://legacy:6379");
+    assert_eq!(
+        url(&[
+            ("REDIS_URL", "legacy"),
+            ("MODELGATE_REDIS_URL", "redis://new:1")
+        ]),
+        "redis://new:1"
+    );
+    assert_eq!(
+        url(&[("REDIS_URL", "legacy"), ("REDIS_HOST", "other")]),
+        "redis://legacy:6379"
+    );
 }
 
 fn create_key(dir: &Path, extra: &[&str]) -> Value {
@@ -171,7 +246,19 @@ fn create_key(dir: &Path, extra: &[&str]) -> Value {
 #[test]
 fn keys_create_list_revoke() {
     let dir = tempfile::tempdir().expect("dir");
-    let created = create_key(dir.path(), &["--scope", "admin", "--scope", "predict", "--rate-limit", "50/m", "--expires", "30d"]);
+    let created = create_key(
+        dir.path(),
+        &[
+            "--scope",
+            "admin",
+            "--scope",
+            "predict",
+            "--rate-limit",
+            "50/m",
+            "--expires",
+            "30d",
+        ],
+    );
     let key = created["key"].as_str().expect("key");
     assert!(key.starts_with("mg_") && key.len() >= 35);
     assert!(key[3..].chars().all(|c| c.is_ascii_alphanumeric()));
@@ -192,7 +279,9 @@ fn keys_create_list_revoke() {
 
     let revoked = run(dir.path(), &[], &["keys", "revoke", id, "--json"]);
     assert_eq!(revoked.status.code(), Some(0), "{}", stderr(&revoked));
-    let again: Value = serde_json::from_slice(&run(dir.path(), &[], &["keys", "revoke", id, "--json"]).stdout).expect("json");
+    let again: Value =
+        serde_json::from_slice(&run(dir.path(), &[], &["keys", "revoke", id, "--json"]).stdout)
+            .expect("json");
     assert_eq!(again["already_revoked"], true);
     let unknown = run(dir.path(), &[], &["keys", "revoke", "key_nope"]);
     assert_eq!(unknown.status.code(), Some(1));
@@ -211,7 +300,12 @@ fn bad_key_arguments_exit_2() {
         let mut args = vec!["keys", "create", "--name", "x"];
         args.extend_from_slice(extra);
         let output = run(dir.path(), &[], &args);
-        assert_eq!(output.status.code(), Some(2), "{extra:?}: {}", stderr(&output));
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{extra:?}: {}",
+            stderr(&output)
+        );
         assert!(!stderr(&output).contains("panicked"));
     }
     let blank = run(dir.path(), &[], &["keys", "create", "--name", "  "]);
@@ -241,17 +335,27 @@ impl Drop for Server {
 }
 
 fn start_server(dir: &Path) -> Server {
-    let mut child = modelgate(dir, &[("MODELGATE_LISTEN", "127.0.0.1:0"), ("MODELGATE_SHUTDOWN_GRACE", "5s")])
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn");
+    let mut child = modelgate(
+        dir,
+        &[
+            ("MODELGATE_LISTEN", "127.0.0.1:0"),
+            ("MODELGATE_SHUTDOWN_GRACE", "5s"),
+            ("MODELGATE_AUTH_CACHE_TTL", "500ms"),
+        ],
+    )
+    .arg("serve")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let mut banner = String::new();
     let addr = loop {
-        let line = lines.next().expect("server printed its address").expect("line");
+        let line = lines
+            .next()
+            .expect("server printed its address")
+            .expect("line");
         banner.push_str(&line);
         banner.push('\n');
         if let Some(rest) = line.strip_prefix("modelgate is serving on http://") {
@@ -267,19 +371,27 @@ fn start_server(dir: &Path) -> Server {
         }
     }
     assert!(banner.contains("keys create"), "{banner}");
-    assert!(banner.contains(&format!("curl -s http://{addr}/api/v1/models/21/predict")), "{banner}");
+    assert!(
+        banner.contains(&format!("curl -s http://{addr}/api/v1/models/21/predict")),
+        "{banner}"
+    );
     Server { child, addr }
 }
 
 #[test]
 fn sigterm_finishes_in_flight_requests_and_exits_0() {
     let dir = tempfile::tempdir().expect("dir");
-    let key = create_key(dir.path(), &[])["key"].as_str().expect("key").to_string();
+    let key = create_key(dir.path(), &[])["key"]
+        .as_str()
+        .expect("key")
+        .to_string();
     let mut server = start_server(dir.path());
 
     let body = br#"{"inputs": {"engagement_score": 90, "demo_requested": true}}"#;
     let mut stream = TcpStream::connect(&server.addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
     let head = format!(
         "POST /api/v1/models/21/predict HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {key}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -290,7 +402,10 @@ fn sigterm_finishes_in_flight_requests_and_exits_0() {
     std::thread::sleep(Duration::from_millis(300));
 
     let pid = server.child.id().to_string();
-    let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+    let killed = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill");
     assert!(killed.success());
     std::thread::sleep(Duration::from_millis(300));
 
@@ -305,8 +420,52 @@ fn sigterm_finishes_in_flight_requests_and_exits_0() {
         if let Some(status) = server.child.try_wait().expect("wait") {
             break status;
         }
-        assert!(started.elapsed() < Duration::from_secs(10), "server did not exit");
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "server did not exit"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(status.code(), Some(0));
+}
+
+/// One predict call over a fresh connection; returns the status code.
+fn predict_status(addr: &str, key: &str) -> u16 {
+    let body = r#"{"inputs": {}}"#;
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let request = format!(
+        "POST /api/v1/models/21/predict HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    response
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("status line")
+}
+
+#[test]
+fn keys_revoke_reaches_a_running_server() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = start_server(dir.path());
+    // Created while the server runs, by another process, on the same SQLite file.
+    let created = create_key(dir.path(), &[]);
+    let key = created["key"].as_str().expect("key");
+    assert_eq!(predict_status(&server.addr, key), 200);
+    let revoked = run(
+        dir.path(),
+        &[],
+        &["keys", "revoke", created["id"].as_str().expect("id")],
+    );
+    assert_eq!(revoked.status.code(), Some(0), "{}", stderr(&revoked));
+    // The server trusts its cache for auth.cache_ttl (500 ms here), then asks the store.
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(predict_status(&server.addr, key), 401);
 }

@@ -14,8 +14,14 @@ fn reference_models() -> tempfile::TempDir {
     let manifest = std::fs::read_to_string(repo_path("models/21/model.toml")).expect("manifest");
     let graphs = [
         ("forest", repo_path("models/21/model.onnx")),
-        ("boosting", repo_path("tests/fixtures/model21/boosting.onnx")),
-        ("logistic", repo_path("tests/fixtures/model21/logistic.onnx")),
+        (
+            "boosting",
+            repo_path("tests/fixtures/model21/boosting.onnx"),
+        ),
+        (
+            "logistic",
+            repo_path("tests/fixtures/model21/logistic.onnx"),
+        ),
     ];
     for (id, graph) in graphs {
         let folder = dir.path().join(id);
@@ -37,21 +43,35 @@ async fn served_probabilities_match_scikit_learn() {
     let app = TestApp::spawn_with(Backend::Sqlite, move |c| c.models_dir = path).await;
     let key = app.predict_key().await;
     let fixture: Value = serde_json::from_str(
-        &std::fs::read_to_string(repo_path("tests/fixtures/model21/reference.json")).expect("fixture"),
+        &std::fs::read_to_string(repo_path("tests/fixtures/model21/reference.json"))
+            .expect("fixture"),
     )
     .expect("fixture json");
     let rows = fixture["rows"].as_array().expect("rows");
     assert!(rows.len() >= 200);
 
-    let engines = [("forest", "native-tree-ensemble"), ("boosting", "native-tree-ensemble"), ("logistic", "tract")];
+    let engines = [
+        ("forest", "native-tree-ensemble"),
+        ("boosting", "native-tree-ensemble"),
+        ("logistic", "tract"),
+    ];
     for (model, engine) in engines {
-        let info: Value = app.get(&format!("/api/v1/models/{model}/info"), Some(&key)).await.json().await.expect("info");
+        let info: Value = app
+            .get(&format!("/api/v1/models/{model}/info"), Some(&key))
+            .await
+            .json()
+            .await
+            .expect("info");
         assert_eq!(info["engine"], engine, "{model}");
         let mut checked = 0;
         for chunk in rows.chunks(100) {
             let inputs: Vec<&Value> = chunk.iter().map(|r| &r["inputs"]).collect();
             let response = app
-                .post_json(&format!("/api/v1/models/{model}/predict"), &key, &json!({"inputs": inputs}))
+                .post_json(
+                    &format!("/api/v1/models/{model}/predict"),
+                    &key,
+                    &json!({"inputs": inputs}),
+                )
                 .await;
             assert_eq!(response.status(), 200, "{model}");
             let body: Value = response.json().await.expect("json");
@@ -59,7 +79,9 @@ async fn served_probabilities_match_scikit_learn() {
             assert_eq!(predictions.len(), chunk.len());
             for (row, predicted) in chunk.iter().zip(predictions) {
                 let expected = row[model][1].as_f64().expect("p1");
-                let served = predicted["conversion_probability"].as_f64().expect("served p1");
+                let served = predicted["conversion_probability"]
+                    .as_f64()
+                    .expect("served p1");
                 assert!(
                     (served - expected).abs() <= TOLERANCE,
                     "{model}: served {served}, scikit-learn {expected} for {}",

@@ -33,22 +33,50 @@ async fn keys_round_trip(backend: Backend) {
         .expect("query")
         .expect("found");
     assert_eq!(found, issued.record);
-    assert_eq!(store.find_key(&issued.record.id).await.expect("query"), Some(issued.record.clone()));
-    assert!(store.find_key_by_hash(&secret::hash("mg_other")).await.expect("query").is_none());
-    assert_eq!(store.list_keys().await.expect("list"), vec![issued.record.clone()]);
+    assert_eq!(
+        store.find_key(&issued.record.id).await.expect("query"),
+        Some(issued.record.clone())
+    );
+    assert!(store
+        .find_key_by_hash(&secret::hash("mg_other"))
+        .await
+        .expect("query")
+        .is_none());
+    assert_eq!(
+        store.list_keys().await.expect("list"),
+        vec![issued.record.clone()]
+    );
     assert_eq!(store.count_keys().await.expect("count"), 1);
 
     let hash = secret::hash(&issued.key);
     assert_eq!(
-        store.revoke_key(&issued.record.id, chrono::Utc::now()).await.expect("revoke"),
-        Revocation::Revoked { key_hash: hash.clone() }
+        store
+            .revoke_key(&issued.record.id, chrono::Utc::now())
+            .await
+            .expect("revoke"),
+        Revocation::Revoked {
+            key_hash: hash.clone()
+        }
     );
     assert_eq!(
-        store.revoke_key(&issued.record.id, chrono::Utc::now()).await.expect("revoke"),
+        store
+            .revoke_key(&issued.record.id, chrono::Utc::now())
+            .await
+            .expect("revoke"),
         Revocation::AlreadyRevoked { key_hash: hash }
     );
-    assert_eq!(store.revoke_key("key_missing", chrono::Utc::now()).await.expect("revoke"), Revocation::NotFound);
-    let revoked = store.find_key(&issued.record.id).await.expect("query").expect("row");
+    assert_eq!(
+        store
+            .revoke_key("key_missing", chrono::Utc::now())
+            .await
+            .expect("revoke"),
+        Revocation::NotFound
+    );
+    let revoked = store
+        .find_key(&issued.record.id)
+        .await
+        .expect("query")
+        .expect("row");
     assert!(revoked.revoked_at.is_some());
     store.close().await;
 }
@@ -56,11 +84,13 @@ both_backends!(keys_round_trip);
 
 #[tokio::test]
 async fn unreachable_postgres_fails_fast_with_a_clear_error() {
-    let mut config = modelgate::config::Config::default();
-    // A port nothing listens on: connection refused.
-    config.database.url = "postgres://app:hunter2@127.0.0.1:1/db".into();
+    let database = modelgate::config::DatabaseConfig {
+        // A port nothing listens on: connection refused.
+        url: "postgres://app:hunter2@127.0.0.1:1/db".into(),
+        ..Default::default()
+    };
     let started = std::time::Instant::now();
-    let err = match Store::open(&config.database).await {
+    let err = match Store::open(&database).await {
         Ok(_) => panic!("connected to nothing"),
         Err(e) => e.to_string(),
     };

@@ -21,7 +21,12 @@ struct TtlByOutcome {
 }
 
 impl Expiry<String, Lookup> for TtlByOutcome {
-    fn expire_after_create(&self, _key: &String, value: &Lookup, _now: Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _key: &String,
+        value: &Lookup,
+        _now: Instant,
+    ) -> Option<Duration> {
         Some(match value {
             Lookup::Valid(_) => self.valid,
             Lookup::Unknown => self.unknown,

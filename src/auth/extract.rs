@@ -71,9 +71,19 @@ mod tests {
 
     #[test]
     fn bearer_and_apikey_schemes_in_any_case() {
-        for value in ["Bearer k1", "bearer k1", "BEARER   k1 ", "ApiKey k1", "apikey k1"] {
+        for value in [
+            "Bearer k1",
+            "bearer k1",
+            "BEARER   k1 ",
+            "ApiKey k1",
+            "apikey k1",
+        ] {
             let h = headers(&[("authorization", value)]);
-            assert_eq!(api_key(&h, None, false).ok().as_deref(), Some("k1"), "{value}");
+            assert_eq!(
+                api_key(&h, None, false).ok().as_deref(),
+                Some("k1"),
+                "{value}"
+            );
         }
     }
 
@@ -91,7 +101,10 @@ mod tests {
 
     #[test]
     fn nothing_or_empty_is_missing() {
-        assert!(matches!(api_key(&HeaderMap::new(), None, false), Err(AuthError::Missing)));
+        assert!(matches!(
+            api_key(&HeaderMap::new(), None, false),
+            Err(AuthError::Missing)
+        ));
         let h = headers(&[("authorization", "Bearer ")]);
         assert!(matches!(api_key(&h, None, false), Err(AuthError::Missing)));
     }
@@ -104,7 +117,9 @@ mod tests {
             Err(AuthError::QueryKeyRefused)
         ));
         assert_eq!(
-            api_key(&HeaderMap::new(), Some("api_key=k5"), true).ok().as_deref(),
+            api_key(&HeaderMap::new(), Some("api_key=k5"), true)
+                .ok()
+                .as_deref(),
             Some("k5")
         );
     }

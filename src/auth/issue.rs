@@ -52,7 +52,8 @@ pub async fn issue_key(store: &Store, new: NewKey) -> Result<IssuedKey, NewKeyEr
         return Err(NewKeyError::Name);
     }
     // The store keeps milliseconds; issuing at that precision keeps the record and the row equal.
-    let now = DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_else(Utc::now);
+    let now =
+        DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_else(Utc::now);
     let expires_at = match new.expires_in {
         None => None,
         Some(d) if d < Duration::from_secs(1) => return Err(NewKeyError::Expiry),

@@ -59,7 +59,10 @@ fn key_line(key: &ApiKeyRecord) -> String {
         (None, Some(at)) => format!("expires {}", at.format("%Y-%m-%d")),
         (None, None) => "active".into(),
     };
-    let limit = key.rate_limit.map(|r| r.to_string()).unwrap_or_else(|| "-".into());
+    let limit = key
+        .rate_limit
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "-".into());
     format!(
         "{:<36}  {:<11}  {:<20}  {:<14}  {:<8}  {}",
         key.id,
@@ -80,7 +83,19 @@ pub async fn run(command: KeysCommand, config: &Config) -> Result<(), Failure> {
             rate_limit,
             expires,
             json,
-        } => create(&store, NewKey { name, scopes, rate_limit, expires_in: expires }, json).await,
+        } => {
+            create(
+                &store,
+                NewKey {
+                    name,
+                    scopes,
+                    rate_limit,
+                    expires_in: expires,
+                },
+                json,
+            )
+            .await
+        }
         KeysCommand::List { json } => list(&store, json).await,
         KeysCommand::Revoke { id, json } => revoke(&store, &id, json).await,
     };
@@ -89,10 +104,15 @@ pub async fn run(command: KeysCommand, config: &Config) -> Result<(), Failure> {
 }
 
 async fn create(store: &Store, new: NewKey, as_json: bool) -> Result<(), Failure> {
-    let issued = issue_key(store, new).await.map_err(|e| match (e.field(), e) {
-        (_, NewKeyError::Store(err)) => Failure::runtime(err.to_string()),
-        (field, invalid) => Failure::usage(format!("--{}: {invalid}", field.unwrap_or("name").replace("expires_in", "expires"))),
-    })?;
+    let issued = issue_key(store, new)
+        .await
+        .map_err(|e| match (e.field(), e) {
+            (_, NewKeyError::Store(err)) => Failure::runtime(err.to_string()),
+            (field, invalid) => Failure::usage(format!(
+                "--{}: {invalid}",
+                field.unwrap_or("name").replace("expires_in", "expires")
+            )),
+        })?;
     let record = &issued.record;
     if as_json {
         print_json(&json!({
@@ -107,7 +127,9 @@ async fn create(store: &Store, new: NewKey, as_json: bool) -> Result<(), Failure
     } else {
         println!("Created key {} ({}).", record.id, record.name);
         println!("\n    {}\n", issued.key);
-        println!("This is the only time the key is shown; store it now. It is kept only as a hash.");
+        println!(
+            "This is the only time the key is shown; store it now. It is kept only as a hash."
+        );
     }
     Ok(())
 }
@@ -146,7 +168,9 @@ async fn revoke(store: &Store, id: &str, as_json: bool) -> Result<(), Failure> {
     } else if already {
         println!("Key {id} was already revoked.");
     } else {
-        println!("Revoked key {id}. Servers that cached it stop accepting it within their cache TTL.");
+        println!(
+            "Revoked key {id}. Servers that cached it stop accepting it within their cache TTL."
+        );
     }
     Ok(())
 }

@@ -16,7 +16,11 @@ const EXIT_USAGE: u8 = 2;
 const EXIT_FAILURE: u8 = 1;
 
 #[derive(Debug, Parser)]
-#[command(name = "modelgate", version, about = "Model-serving API with API keys, limits and health")]
+#[command(
+    name = "modelgate",
+    version,
+    about = "Model-serving API with API keys, limits and health"
+)]
 pub struct Cli {
     /// TOML configuration file; environment variables override it.
     #[arg(long, global = true, env = "MODELGATE_CONFIG", value_name = "PATH")]

@@ -28,7 +28,8 @@ pub enum ConfigCommand {
 pub fn models(command: ModelsCommand, config: &Config) -> Result<(), Failure> {
     let ModelsCommand::List { json } = command;
     config.require_models_dir()?;
-    let registry = ModelRegistry::load_dir(&config.models_dir).map_err(|e| Failure::usage(e.to_string()))?;
+    let registry =
+        ModelRegistry::load_dir(&config.models_dir).map_err(|e| Failure::usage(e.to_string()))?;
     if json {
         let models: Vec<_> = registry
             .all()
@@ -48,7 +49,10 @@ pub fn models(command: ModelsCommand, config: &Config) -> Result<(), Failure> {
         println!("{:#}", json!(models));
         return Ok(());
     }
-    println!("{:<8}  {:<28}  {:<10}  {:<11}  ENGINE", "ID", "NAME", "VERSION", "KIND");
+    println!(
+        "{:<8}  {:<28}  {:<10}  {:<11}  ENGINE",
+        "ID", "NAME", "VERSION", "KIND"
+    );
     for m in registry.all() {
         let manifest = m.manifest();
         println!(

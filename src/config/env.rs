@@ -102,12 +102,19 @@ fn insert(table: &mut toml::Table, key: &str, value: toml::Value) {
 }
 
 /// Environment values are text; they take the type of the setting's default.
-fn typed(var: &str, key: &str, raw: &str, default: Option<&toml::Value>) -> Result<toml::Value, ConfigError> {
+fn typed(
+    var: &str,
+    key: &str,
+    raw: &str,
+    default: Option<&toml::Value>,
+) -> Result<toml::Value, ConfigError> {
     let raw = raw.trim();
     match default {
-        Some(toml::Value::Integer(_)) => raw.parse::<i64>().map(toml::Value::Integer).map_err(|_| {
-            ConfigError::invalid(format!("{key} (from {var})"), "expected a whole number")
-        }),
+        Some(toml::Value::Integer(_)) => {
+            raw.parse::<i64>().map(toml::Value::Integer).map_err(|_| {
+                ConfigError::invalid(format!("{key} (from {var})"), "expected a whole number")
+            })
+        }
         Some(toml::Value::Boolean(_)) => match raw.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Ok(toml::Value::Boolean(true)),
             "false" | "0" | "no" | "off" => Ok(toml::Value::Boolean(false)),

@@ -183,8 +183,8 @@ impl Config {
             None => toml::Table::new(),
         };
         let sources = env::overlay(&mut tree, vars)?;
-        let mut config: Config =
-            serde_path_to_error::deserialize(toml::Value::Table(tree)).map_err(|err| {
+        let mut config: Config = serde_path_to_error::deserialize(toml::Value::Table(tree))
+            .map_err(|err| {
                 let path = err.path().to_string();
                 let key = sources.describe(&path);
                 // The TOML error repeats the path on a second line; one line is enough.
@@ -217,7 +217,10 @@ impl Config {
         }
         if let Some(url) = &self.redis.url {
             let ok = url::Url::parse(url).is_ok_and(|u| {
-                matches!(u.scheme().to_ascii_lowercase().as_str(), "redis" | "rediss" | "unix")
+                matches!(
+                    u.scheme().to_ascii_lowercase().as_str(),
+                    "redis" | "rediss" | "unix"
+                )
             });
             if !ok {
                 return Err(ConfigError::invalid(
@@ -227,9 +230,8 @@ impl Config {
             }
         }
         if let Some(url) = &self.auth.service_url {
-            let ok = url::Url::parse(url).is_ok_and(|u| {
-                matches!(u.scheme(), "http" | "https") && u.host_str().is_some()
-            });
+            let ok = url::Url::parse(url)
+                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
             if !ok {
                 return Err(ConfigError::invalid(
                     sources.describe("auth.service_url"),
@@ -295,4 +297,96 @@ fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
             },
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_documented_values() {
+        let config = Config::load_from(None, &HashMap::new()).expect("defaults load");
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.database.url, "sqlite://data/modelgate.db");
+        assert_eq!(config.models_dir, PathBuf::from("models"));
+        assert_eq!(config.redis.url, None);
+        assert_eq!(config.auth.service_id, "platform");
+        assert_eq!(config.auth.cache_ttl, Duration::from_secs(30));
+        assert_eq!(config.auth.negative_ttl, Duration::from_secs(5));
+        assert_eq!(config.http.body_limit_bytes, 1024 * 1024);
+    }
+
+    #[test]
+    fn fixed_environment_names_are_honoured() {
+        let config = Config::load_from(
+            None,
+            &env(&[
+                ("MODELGATE_LISTEN", "0.0.0.0:9999"),
+                ("MODELGATE_DATABASE_URL", "postgres://u@db/x"),
+                ("MODELGATE_MODELS_DIR", "/srv/models"),
+                ("MODELGATE_REDIS_URL", "cache"),
+                ("MODELGATE_AUTH_SERVICE_URL", "http://auth:8000"),
+                ("MODELGATE_AUTH_SERVICE_ID", "billing"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(config.listen.to_string(), "0.0.0.0:9999");
+        assert_eq!(config.database.url, "postgres://u@db/x");
+        assert_eq!(config.models_dir, PathBuf::from("/srv/models"));
+        assert_eq!(config.redis.url.as_deref(), Some("redis://cache:6379"));
+        assert_eq!(config.auth.service_url.as_deref(), Some("http://auth:8000"));
+        assert_eq!(config.auth.service_id, "billing");
+    }
+
+    #[test]
+    fn every_setting_has_an_environment_variable() {
+        let names: Vec<String> = documented_env_vars().into_iter().map(|v| v.name).collect();
+        for expected in [
+            "MODELGATE_LISTEN",
+            "MODELGATE_DATABASE_URL",
+            "MODELGATE_MODELS_DIR",
+            "MODELGATE_REDIS_URL",
+            "MODELGATE_AUTH_SERVICE_URL",
+            "MODELGATE_AUTH_SERVICE_ID",
+            "MODELGATE_AUTH_CACHE_TTL",
+            "MODELGATE_AUTH_NEGATIVE_TTL",
+            "MODELGATE_SHUTDOWN_GRACE",
+            "MODELGATE_DATABASE_CONNECT_TIMEOUT",
+        ] {
+            assert!(names.iter().any(|n| n == expected), "{expected} missing");
+        }
+    }
+
+    #[test]
+    fn configuration_reference_lists_every_variable() {
+        let docs = include_str!("../../docs/configuration.md");
+        for var in documented_env_vars() {
+            assert!(
+                docs.contains(&var.name),
+                "docs/configuration.md lacks {}",
+                var.name
+            );
+        }
+    }
+
+    #[test]
+    fn redacted_hides_passwords_only() {
+        let mut config = Config::default();
+        config.database.url = "postgres://app:pw@db/main".into();
+        config.redis.url = Some("redis://:tok@cache:6379/0".into());
+        let shown = config.redacted();
+        assert_eq!(shown.database.url, "postgres://app:***@db/main");
+        assert_eq!(
+            shown.redis.url.as_deref(),
+            Some("redis://:***@cache:6379/0")
+        );
+        assert_eq!(config.database.url, "postgres://app:pw@db/main");
+    }
 }

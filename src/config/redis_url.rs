@@ -82,7 +82,11 @@ fn build(scheme: &str, token: Option<&str>, host: &str, port: u16, db_suffix: bo
     let auth = token
         .map(|t| format!(":{}@", utf8_percent_encode(t, USERINFO)))
         .unwrap_or_default();
-    let suffix = if db_suffix || token.is_some() { "/0" } else { "" };
+    let suffix = if db_suffix || token.is_some() {
+        "/0"
+    } else {
+        ""
+    };
     format!("{scheme}://{auth}{host}:{port}{suffix}")
 }
 

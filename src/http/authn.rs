@@ -42,7 +42,11 @@ pub async fn authenticate(
 }
 
 /// Lets the request through only when the caller's key grants `needed`.
-pub async fn require_scope(needed: Scope, request: Request, next: Next) -> Result<Response, ApiError> {
+pub async fn require_scope(
+    needed: Scope,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
     let granted = request
         .extensions()
         .get::<Arc<Principal>>()

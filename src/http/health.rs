@@ -41,7 +41,8 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
 
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let started = Instant::now();
-    let database = tokio::time::timeout(state.config.database.connect_timeout, state.store.ping()).await;
+    let database =
+        tokio::time::timeout(state.config.database.connect_timeout, state.store.ping()).await;
     let database_ok = matches!(database, Ok(Ok(())));
     let models_ok = !state.models.is_empty();
     let label = |ok: bool| if ok { "healthy" } else { "unhealthy" };
@@ -66,5 +67,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
 }
 
 pub async fn version() -> Json<Value> {
-    Json(json!({ "name": "modelgate", "version": VERSION, "api_version": super::predict::API_VERSION }))
+    Json(
+        json!({ "name": "modelgate", "version": VERSION, "api_version": super::predict::API_VERSION }),
+    )
 }

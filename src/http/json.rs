@@ -55,7 +55,11 @@ fn field_error(err: serde_path_to_error::Error<serde_json::Error>) -> FieldError
             message: "is required".into(),
         };
     }
-    let message = message.split(" at line ").next().unwrap_or_default().to_string();
+    let message = message
+        .split(" at line ")
+        .next()
+        .unwrap_or_default()
+        .to_string();
     FieldError {
         field: if path == "." { "body".into() } else { path },
         message,

@@ -46,13 +46,15 @@ pub async fn create(
         rate_limit: body.rate_limit,
         expires_in: body.expires_in,
     };
-    let issued = issue_key(&state.store, new).await.map_err(|e| match (e.field(), e) {
-        (_, NewKeyError::Store(err)) => store_failure(err),
-        (field, invalid) => ApiError::validation(vec![FieldError {
-            field: field.unwrap_or("body").into(),
-            message: invalid.to_string(),
-        }]),
-    })?;
+    let issued = issue_key(&state.store, new)
+        .await
+        .map_err(|e| match (e.field(), e) {
+            (_, NewKeyError::Store(err)) => store_failure(err),
+            (field, invalid) => ApiError::validation(vec![FieldError {
+                field: field.unwrap_or("body").into(),
+                message: invalid.to_string(),
+            }]),
+        })?;
     tracing::info!(key_id = %issued.record.id, prefix = %issued.record.prefix, "key created");
     let mut body = json!(issued.record);
     if let Some(map) = body.as_object_mut() {
@@ -66,7 +68,10 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
     Ok(Json(json!({ "keys": keys })))
 }
 
-pub async fn revoke(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     match state.auth.revoke(&id).await.map_err(store_failure)? {
         Revocation::NotFound => Err(ApiError::new(
             StatusCode::NOT_FOUND,

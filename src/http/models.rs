@@ -27,7 +27,10 @@ pub async fn list(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "models": models }))
 }
 
-pub async fn info(State(state): State<AppState>, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+pub async fn info(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
     let model = state.models.get(&id).ok_or_else(|| model_not_found(&id))?;
     let mut body = summary(&model);
     if let Some(map) = body.as_object_mut() {

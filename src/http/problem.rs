@@ -27,7 +27,12 @@ pub struct ApiError {
 }
 
 impl ApiError {
-    pub fn new(status: StatusCode, code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    pub fn new(
+        status: StatusCode,
+        code: &'static str,
+        title: &'static str,
+        detail: impl Into<String>,
+    ) -> Self {
         ApiError {
             status,
             code,
@@ -84,7 +89,10 @@ impl ApiError {
     pub fn body(&self, request_id: &str) -> serde_json::Value {
         let mut body = serde_json::to_value(self).unwrap_or_default();
         if let Some(map) = body.as_object_mut() {
-            map.insert("type".into(), format!("urn:modelgate:problem:{}", self.code).into());
+            map.insert(
+                "type".into(),
+                format!("urn:modelgate:problem:{}", self.code).into(),
+            );
             map.insert("status".into(), self.status.as_u16().into());
             map.insert("request_id".into(), request_id.into());
         }

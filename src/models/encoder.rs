@@ -209,7 +209,11 @@ mod tests {
             ("", 0.0),
         ];
         for (title, expected) in cases {
-            assert_eq!(enc.encode(Some(&json!(title)), "t"), Ok(expected), "{title}");
+            assert_eq!(
+                enc.encode(Some(&json!(title)), "t"),
+                Ok(expected),
+                "{title}"
+            );
         }
     }
 
@@ -233,7 +237,9 @@ mod tests {
     #[test]
     fn wrong_types_name_the_field() {
         let number = Encoder::new(&spec(InputType::Number, None, Some(json!(0)))).expect("ok");
-        let err = number.encode(Some(&json!("high")), "inputs.x").expect_err("type");
+        let err = number
+            .encode(Some(&json!("high")), "inputs.x")
+            .expect_err("type");
         assert_eq!(err.field, "inputs.x");
         assert_eq!(err.message, "expected a number");
         let boolean = Encoder::new(&spec(InputType::Boolean, None, None)).expect("ok");

@@ -4,7 +4,7 @@ pub mod encoder;
 pub mod manifest;
 mod postprocess;
 mod registry;
-mod runtime;
+pub mod runtime;
 pub mod tree_ensemble;
 
 use std::path::Path;
@@ -147,7 +147,10 @@ impl Model {
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(Predictions::Many(self.predict_rows(&rows)?))
             }
-            _ => Err(invalid("inputs", "expected an object or an array of objects")),
+            _ => Err(invalid(
+                "inputs",
+                "expected an object or an array of objects",
+            )),
         }
     }
 
@@ -183,7 +186,9 @@ impl Model {
         Ok(scores
             .chunks(per_row.max(1))
             .zip(rows)
-            .map(|(row_scores, (row, _))| self.postprocessor.render(row_scores, row, &self.encoders))
+            .map(|(row_scores, (row, _))| {
+                self.postprocessor.render(row_scores, row, &self.encoders)
+            })
             .collect())
     }
 }

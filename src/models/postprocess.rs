@@ -24,7 +24,9 @@ fn factor_holds(rule: &FactorRule, value: Option<&Value>) -> bool {
     if let Some(expected) = &rule.is {
         return value == expected;
     }
-    let Some(x) = value.as_f64() else { return false };
+    let Some(x) = value.as_f64() else {
+        return false;
+    };
     rule.above.is_none_or(|limit| x > limit) && rule.below.is_none_or(|limit| x < limit)
 }
 
@@ -32,7 +34,10 @@ impl Postprocessor {
     pub fn new(spec: &OutputSpec, kind: ModelKind, encoders: &[Encoder]) -> Result<Self, String> {
         let mut factor_inputs = Vec::new();
         for rule in spec.factors.iter().flat_map(|f| &f.rules) {
-            let conditions = [rule.is.is_some(), rule.above.is_some() || rule.below.is_some()];
+            let conditions = [
+                rule.is.is_some(),
+                rule.above.is_some() || rule.below.is_some(),
+            ];
             if conditions.iter().filter(|c| **c).count() != 1 {
                 return Err(format!(
                     "factor {:?}: give either `is` or `above`/`below`",
@@ -42,7 +47,12 @@ impl Postprocessor {
             let index = encoders
                 .iter()
                 .position(|e| e.name() == rule.input)
-                .ok_or_else(|| format!("factor {:?} reads unknown input {:?}", rule.text, rule.input))?;
+                .ok_or_else(|| {
+                    format!(
+                        "factor {:?} reads unknown input {:?}",
+                        rule.text, rule.input
+                    )
+                })?;
             factor_inputs.push(index);
         }
         if let Some(label) = &spec.label {

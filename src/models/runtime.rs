@@ -9,7 +9,7 @@ use tract_onnx::tract_core::internal::DimLike;
 use super::tree_ensemble::TreeEnsemble;
 
 pub enum Runtime {
-    Trees(TreeEnsemble),
+    Trees(Box<TreeEnsemble>),
     Tract {
         plan: Arc<TypedRunnableModel>,
         outputs_per_row: usize,
@@ -46,13 +46,26 @@ impl Runtime {
                     trees.n_features()
                 ));
             }
-            return Ok(Runtime::Trees(trees));
+            return Ok(Runtime::Trees(Box::new(trees)));
         }
-        Self::load_tract(&onnx, &proto, scores_output, features)
+        Self::tract_from_proto(&onnx, &proto, scores_output, features)
             .map_err(|e| format!("tract cannot load {}: {e}", path.display()))
     }
 
-    fn load_tract(
+    /// Loads `path` in tract even when the native evaluator could run it (for comparisons).
+    pub fn load_tract(
+        path: &Path,
+        scores_output: &str,
+        features: usize,
+    ) -> Result<Runtime, String> {
+        let onnx = tract_onnx::onnx();
+        let proto = onnx
+            .proto_model_for_path(path)
+            .map_err(|e| format!("cannot read ONNX file {}: {e:#}", path.display()))?;
+        Self::tract_from_proto(&onnx, &proto, scores_output, features)
+    }
+
+    fn tract_from_proto(
         onnx: &tract_onnx::Onnx,
         proto: &tract_onnx::pb::ModelProto,
         scores_output: &str,
@@ -73,7 +86,9 @@ impl Runtime {
             [_, k] => k.to_usize().ok(),
             _ => None,
         }
-        .ok_or_else(|| format!("output {scores_output} has shape {shape:?}, expected [batch, k]"))?;
+        .ok_or_else(|| {
+            format!("output {scores_output} has shape {shape:?}, expected [batch, k]")
+        })?;
         Ok(Runtime::Tract {
             plan: typed.into_runnable().map_err(tract)?,
             outputs_per_row,

@@ -95,11 +95,16 @@ impl Store {
         Ok(())
     }
 
-    pub async fn find_key_by_hash(&self, key_hash: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1"))
-            .bind(key_hash)
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn find_key_by_hash(
+        &self,
+        key_hash: &str,
+    ) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM api_keys WHERE key_hash = $1"
+        ))
+        .bind(key_hash)
+        .fetch_optional(&self.pool)
+        .await?;
         row.as_ref().map(record).transpose()
     }
 
@@ -112,9 +117,11 @@ impl Store {
     }
 
     pub async fn list_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {COLUMNS} FROM api_keys ORDER BY created_at, id"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM api_keys ORDER BY created_at, id"
+        ))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(record).collect()
     }
 
@@ -126,14 +133,13 @@ impl Store {
     }
 
     pub async fn revoke_key(&self, id: &str, at: DateTime<Utc>) -> Result<Revocation, StoreError> {
-        let updated = sqlx::query(
-            "UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
-        )
-        .bind(millis(at))
-        .bind(id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
+        let updated =
+            sqlx::query("UPDATE api_keys SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(millis(at))
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
         let row = sqlx::query("SELECT key_hash FROM api_keys WHERE id = $1")
             .bind(id)
             .fetch_optional(&self.pool)

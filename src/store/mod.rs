@@ -105,7 +105,10 @@ fn prepare_sqlite(url: &str) -> Result<String, StoreError> {
     let path = rest.trim_start_matches("//");
     let (path, query) = path.split_once('?').unwrap_or((path, ""));
     if path != ":memory:" && !path.is_empty() {
-        if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
+        if let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
             std::fs::create_dir_all(parent).map_err(|source| StoreError::Folder {
                 path: parent.display().to_string(),
                 source,

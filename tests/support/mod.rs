@@ -47,9 +47,11 @@ impl TestDatabase {
             Backend::Postgres => {
                 let name = format!("mg_test_{}", uuid::Uuid::now_v7().simple());
                 let admin = postgres_admin_url();
-                let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
-                    panic!("PostgreSQL must be running for this test ({admin}): {e}")
-                });
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .unwrap_or_else(|e| {
+                        panic!("PostgreSQL must be running for this test ({admin}): {e}")
+                    });
                 sqlx::query(&format!("CREATE DATABASE {name}"))
                     .execute(&mut conn)
                     .await
@@ -89,9 +91,11 @@ impl Drop for TestDatabase {
 }
 
 pub fn base_config(db: &TestDatabase) -> Config {
-    let mut config = Config::default();
-    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
-    config.models_dir = repo_path("models");
+    let mut config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        models_dir: repo_path("models"),
+        ..Config::default()
+    };
     config.database.url = db.url.clone();
     config.database.max_connections = 4;
     config
@@ -155,7 +159,12 @@ impl TestApp {
         self.key(&[Scope::Predict]).await
     }
 
-    pub async fn post_json(&self, path: &str, key: &str, body: &serde_json::Value) -> reqwest::Response {
+    pub async fn post_json(
+        &self,
+        path: &str,
+        key: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
         self.client
             .post(self.url(path))
             .bearer_auth(key)
