@@ -3,6 +3,7 @@
 mod keys;
 mod show;
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -113,7 +114,8 @@ async fn serve(config: Config) -> Result<(), Failure> {
     let app = App::build(config).await?;
     let addr = app.local_addr();
     let keys = app.state().store.count_keys().await.unwrap_or(0);
-    println!("{}", welcome(addr, keys == 0));
+    // A closed stdout (e.g. a supervisor that stopped reading) must not take the server down.
+    let _ = writeln!(std::io::stdout(), "{}", welcome(addr, keys == 0));
     tracing::info!(%addr, models = app.state().models.len(), backend = ?app.state().store.backend(), "modelgate listening");
     app.serve(app::shutdown_signal())
         .await
