@@ -335,17 +335,22 @@ impl Drop for Server {
 }
 
 fn start_server(dir: &Path) -> Server {
+    start_server_logging(dir, Stdio::null(), "info")
+}
+
+fn start_server_logging(dir: &Path, logs: Stdio, filter: &str) -> Server {
     let mut child = modelgate(
         dir,
         &[
             ("MODELGATE_LISTEN", "127.0.0.1:0"),
             ("MODELGATE_SHUTDOWN_GRACE", "5s"),
             ("MODELGATE_AUTH_CACHE_TTL", "500ms"),
+            ("MODELGATE_LOG_FILTER", filter),
         ],
     )
     .arg("serve")
     .stdout(Stdio::piped())
-    .stderr(Stdio::null())
+    .stderr(logs)
     .spawn()
     .expect("spawn");
     let stdout = child.stdout.take().expect("stdout");
@@ -431,13 +436,17 @@ fn sigterm_finishes_in_flight_requests_and_exits_0() {
 
 /// One predict call over a fresh connection; returns the status code.
 fn predict_status(addr: &str, key: &str) -> u16 {
+    predict_status_at(addr, key, "/api/v1/models/21/predict")
+}
+
+fn predict_status_at(addr: &str, key: &str, path: &str) -> u16 {
     let body = r#"{"inputs": {}}"#;
     let mut stream = TcpStream::connect(addr).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("timeout");
     let request = format!(
-        "POST /api/v1/models/21/predict HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {key}\r\n\
+        "POST {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {key}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
@@ -468,4 +477,31 @@ fn keys_revoke_reaches_a_running_server() {
     // The server trusts its cache for auth.cache_ttl (500 ms here), then asks the store.
     std::thread::sleep(Duration::from_millis(700));
     assert_eq!(predict_status(&server.addr, key), 401);
+}
+
+#[test]
+fn keys_never_reach_the_logs() {
+    let dir = tempfile::tempdir().expect("dir");
+    let key = create_key(dir.path(), &[])["key"]
+        .as_str()
+        .expect("key")
+        .to_string();
+    let log_path = dir.path().join("server.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let mut server = start_server_logging(dir.path(), Stdio::from(log), "trace");
+    assert_eq!(predict_status(&server.addr, &key), 200);
+    let unknown = "mg_thisKeyIsNotKnownAnywhere0000000000000";
+    assert_eq!(predict_status(&server.addr, unknown), 401);
+    let in_query = format!("/api/v1/models/21/predict?api_key={key}");
+    assert_eq!(predict_status_at(&server.addr, &key, &in_query), 400);
+    Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .expect("kill");
+    server.child.wait().expect("exit");
+    let logs = std::fs::read_to_string(&log_path).expect("logs");
+    assert!(logs.contains("key_"), "logs should name keys by id");
+    for secret in [key.as_str(), unknown, &key[3..20]] {
+        assert!(!logs.contains(secret), "a key reached the logs");
+    }
 }

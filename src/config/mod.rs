@@ -200,58 +200,52 @@ impl Config {
 
     fn validate(&self, sources: &env::Sources) -> Result<(), ConfigError> {
         let db = self.database.url.to_ascii_lowercase();
-        if !(db.starts_with("sqlite:")
-            || db.starts_with("postgres://")
-            || db.starts_with("postgresql://"))
-        {
-            return Err(ConfigError::invalid(
-                sources.describe("database.url"),
+        let url_with = |raw: &Option<String>, schemes: &[&str]| {
+            raw.as_deref().is_none_or(|raw| {
+                url::Url::parse(raw).is_ok_and(|u| {
+                    schemes.contains(&u.scheme().to_ascii_lowercase().as_str())
+                        && (u.scheme() == "unix" || u.host_str().is_some())
+                })
+            })
+        };
+        let checks = [
+            (
+                "database.url",
+                ["sqlite:", "postgres://", "postgresql://"]
+                    .iter()
+                    .any(|scheme| db.starts_with(scheme)),
                 "expected sqlite://PATH or postgres://USER@HOST/DB",
-            ));
-        }
-        if self.database.max_connections == 0 {
-            return Err(ConfigError::invalid(
-                sources.describe("database.max_connections"),
+            ),
+            (
+                "database.max_connections",
+                self.database.max_connections > 0,
                 "expected a number of at least 1",
-            ));
-        }
-        if let Some(url) = &self.redis.url {
-            let ok = url::Url::parse(url).is_ok_and(|u| {
-                matches!(
-                    u.scheme().to_ascii_lowercase().as_str(),
-                    "redis" | "rediss" | "unix"
-                )
-            });
-            if !ok {
-                return Err(ConfigError::invalid(
-                    sources.describe("redis.url"),
-                    "expected a redis://, rediss:// or unix:// URL, or host[:port]",
-                ));
-            }
-        }
-        if let Some(url) = &self.auth.service_url {
-            let ok = url::Url::parse(url)
-                .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some());
-            if !ok {
-                return Err(ConfigError::invalid(
-                    sources.describe("auth.service_url"),
-                    "expected an http:// or https:// URL",
-                ));
-            }
-        }
-        if tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_err() {
-            return Err(ConfigError::invalid(
-                sources.describe("log.filter"),
+            ),
+            (
+                "redis.url",
+                url_with(&self.redis.url, &["redis", "rediss", "unix"]),
+                "expected a redis://, rediss:// or unix:// URL, or host[:port]",
+            ),
+            (
+                "auth.service_url",
+                url_with(&self.auth.service_url, &["http", "https"]),
+                "expected an http:// or https:// URL",
+            ),
+            (
+                "log.filter",
+                tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_ok(),
                 "expected a tracing filter such as info or modelgate=debug,warn",
-            ));
-        }
-        if self.http.body_limit_bytes == 0 {
-            return Err(ConfigError::invalid(
-                sources.describe("http.body_limit_bytes"),
+            ),
+            (
+                "http.body_limit_bytes",
+                self.http.body_limit_bytes > 0,
                 "expected a number of bytes of at least 1",
-            ));
+            ),
+        ];
+        match checks.into_iter().find(|(_, ok, _)| !ok) {
+            Some((key, _, expected)) => Err(ConfigError::invalid(sources.describe(key), expected)),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     /// Serving and listing models need the models folder; managing keys does not.

@@ -18,7 +18,8 @@ use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::routing::{delete, get, post};
 use axum::Router;
-use tower_http::trace::TraceLayer;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::{Authenticator, Scope};
 use crate::config::Config;
@@ -72,6 +73,14 @@ pub struct AppState {
     pub lifecycle: Arc<Lifecycle>,
 }
 
+/// A panic is a bug; the client still gets a problem+json 500 and the connection survives.
+fn panic_response(_: Box<dyn std::any::Any + Send + 'static>) -> axum::response::Response {
+    tracing::error!("handler panicked");
+    axum::response::IntoResponse::into_response(ApiError::internal(
+        "An unexpected error occurred; it has been logged.",
+    ))
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("No such endpoint.")
 }
@@ -123,22 +132,25 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), authn::authenticate))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(CatchPanicLayer::custom(panic_response))
         .layer(
             // Spans carry the path only: a query string may hold a key.
-            TraceLayer::new_for_http().make_span_with(|request: &Request| {
-                let id = request
-                    .extensions()
-                    .get::<request_id::RequestId>()
-                    .map(|r| r.0.as_str())
-                    .unwrap_or_default();
-                tracing::info_span!(
-                    "request",
-                    method = %request.method(),
-                    path = %request.uri().path(),
-                    request_id = %id,
-                    key_id = tracing::field::Empty,
-                )
-            }),
+            TraceLayer::new_for_http()
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
+                .make_span_with(|request: &Request| {
+                    let id = request
+                        .extensions()
+                        .get::<request_id::RequestId>()
+                        .map(|r| r.0.as_str())
+                        .unwrap_or_default();
+                    tracing::info_span!(
+                        "request",
+                        method = %request.method(),
+                        path = %request.uri().path(),
+                        request_id = %id,
+                        key_id = tracing::field::Empty,
+                    )
+                }),
         )
         .layer(from_fn(request_id::middleware))
         .with_state(state)

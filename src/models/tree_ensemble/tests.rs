@@ -27,6 +27,22 @@ fn reference() -> Reference {
     serde_json::from_str(&text).unwrap()
 }
 
+/// Every reference row's features, flattened, and the probabilities `pick` selects.
+fn reference_rows(pick: impl Fn(&ReferenceRow) -> &Vec<f64>) -> (Vec<f32>, Vec<f64>) {
+    let reference = reference();
+    let rows = reference
+        .rows
+        .iter()
+        .flat_map(|r| r.features.clone())
+        .collect();
+    let want = reference
+        .rows
+        .iter()
+        .flat_map(|r| pick(r).clone())
+        .collect();
+    (rows, want)
+}
+
 fn load(path: &str) -> TreeEnsemble {
     let bytes = std::fs::read(path).unwrap();
     TreeEnsemble::from_onnx_bytes(&bytes)
@@ -303,17 +319,7 @@ fn forest_matches_scikit_learn() {
     assert_eq!(te.scores_output_name(), "probabilities");
     assert_eq!(te.label_output_name(), Some("label"));
     assert_eq!(te.class_labels(), Some(&ClassLabels::Int64(vec![0, 1])));
-    let reference = reference();
-    let rows: Vec<f32> = reference
-        .rows
-        .iter()
-        .flat_map(|r| r.features.clone())
-        .collect();
-    let want: Vec<f64> = reference
-        .rows
-        .iter()
-        .flat_map(|r| r.forest.clone())
-        .collect();
+    let (rows, want) = reference_rows(|r| &r.forest);
     assert_close(&te.predict(&rows), &want, 1e-5, "forest");
 }
 
@@ -322,17 +328,7 @@ fn boosting_matches_scikit_learn() {
     let te = load(&format!("{FIXTURES}/boosting.onnx"));
     assert_eq!(te.n_outputs(), 2);
     assert_eq!(te.scores_output_name(), "probabilities");
-    let reference = reference();
-    let rows: Vec<f32> = reference
-        .rows
-        .iter()
-        .flat_map(|r| r.features.clone())
-        .collect();
-    let want: Vec<f64> = reference
-        .rows
-        .iter()
-        .flat_map(|r| r.boosting.clone())
-        .collect();
+    let (rows, want) = reference_rows(|r| &r.boosting);
     assert_close(&te.predict(&rows), &want, 1e-5, "boosting");
 }
 
