@@ -10,6 +10,7 @@ use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError};
 use crate::http::{self, AppState, Lifecycle};
 use crate::models::{LoadError, ModelRegistry};
+use crate::resilience::Dependency;
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -52,8 +53,14 @@ impl App {
                     addr: config.listen,
                     source,
                 })?;
+        let database = Arc::new(Dependency::new(
+            "database",
+            config.database.timeout,
+            config.breaker.clone(),
+        ));
         let state = AppState {
-            auth: Authenticator::new(store.clone(), &config.auth),
+            auth: Authenticator::new(store.clone(), database.clone(), &config.auth),
+            database,
             config: Arc::new(config),
             store,
             models,

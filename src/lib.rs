@@ -6,5 +6,6 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod models;
+pub mod resilience;
 pub mod store;
 pub mod telemetry;

@@ -46,7 +46,8 @@ impl NewKeyError {
     }
 }
 
-pub async fn issue_key(store: &Store, new: NewKey) -> Result<IssuedKey, NewKeyError> {
+/// Checks `new` and mints the key and its record, without storing anything.
+pub fn prepare_key(new: NewKey) -> Result<IssuedKey, NewKeyError> {
     let name = new.name.trim().to_string();
     if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
         return Err(NewKeyError::Name);
@@ -81,6 +82,14 @@ pub async fn issue_key(store: &Store, new: NewKey) -> Result<IssuedKey, NewKeyEr
         expires_at,
         revoked_at: None,
     };
-    store.insert_key(&record, &secret::hash(&key)).await?;
     Ok(IssuedKey { key, record })
+}
+
+/// Mints a key and stores its hash.
+pub async fn issue_key(store: &Store, new: NewKey) -> Result<IssuedKey, NewKeyError> {
+    let issued = prepare_key(new)?;
+    store
+        .insert_key(&issued.record, &secret::hash(&issued.key))
+        .await?;
+    Ok(issued)
 }

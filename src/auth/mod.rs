@@ -12,11 +12,12 @@ use std::sync::Arc;
 use chrono::Utc;
 
 pub use cache::{KeyCache, Lookup};
-pub use issue::{issue_key, IssuedKey, NewKey, NewKeyError};
+pub use issue::{issue_key, prepare_key, IssuedKey, NewKey, NewKeyError};
 pub use principal::Principal;
 pub use scope::{allows, Period, RateLimit, Scope};
 
 use crate::config::AuthConfig;
+use crate::resilience::{CallError, Dependency};
 use crate::store::{Revocation, Store, StoreError};
 
 /// Why a request is not allowed through. Each maps to one HTTP answer (see `http::problem`).
@@ -38,13 +39,16 @@ pub enum AuthError {
 #[derive(Clone)]
 pub struct Authenticator {
     store: Store,
+    database: Arc<Dependency>,
     cache: KeyCache,
 }
 
 impl Authenticator {
-    pub fn new(store: Store, config: &AuthConfig) -> Authenticator {
+    /// `database` guards every store call (timeout, breaker).
+    pub fn new(store: Store, database: Arc<Dependency>, config: &AuthConfig) -> Authenticator {
         Authenticator {
             store,
+            database,
             cache: KeyCache::new(config.cache_capacity, config.cache_ttl, config.negative_ttl),
         }
     }
@@ -56,7 +60,10 @@ impl Authenticator {
             .get_or_load(&key_hash, self.load(&key_hash))
             .await
             .map_err(|err| {
-                tracing::error!(error = %err, key_prefix = %secret::display_prefix(key), "key lookup failed");
+                // An open breaker is already logged once when it opened; do not log per request.
+                if !matches!(*err, CallError::Open { .. }) {
+                    tracing::warn!(error = %err, key_prefix = %secret::display_prefix(key), "key lookup failed");
+                }
                 AuthError::Unavailable
             })?;
         match lookup {
@@ -66,16 +73,19 @@ impl Authenticator {
         }
     }
 
-    async fn load(&self, key_hash: &str) -> Result<Lookup, StoreError> {
-        let record = self.store.find_key_by_hash(key_hash).await?;
+    async fn load(&self, key_hash: &str) -> Result<Lookup, CallError<StoreError>> {
+        let record = self.database.call(self.store.find_key_by_hash(key_hash)).await?;
         Ok(record
             .and_then(|r| Principal::from_record(&r, Utc::now()))
             .map_or(Lookup::Unknown, |p| Lookup::Valid(Arc::new(p))))
     }
 
     /// Revokes in the store and forgets the key here at once.
-    pub async fn revoke(&self, key_id: &str) -> Result<Revocation, StoreError> {
-        let outcome = self.store.revoke_key(key_id, Utc::now()).await?;
+    pub async fn revoke(&self, key_id: &str) -> Result<Revocation, CallError<StoreError>> {
+        let outcome = self
+            .database
+            .call(self.store.revoke_key(key_id, Utc::now()))
+            .await?;
         if let Revocation::Revoked { key_hash } | Revocation::AlreadyRevoked { key_hash } = &outcome
         {
             self.cache.evict(key_hash).await;

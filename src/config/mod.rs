@@ -11,6 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::resilience::BreakerConfig;
+
 pub use env::{documented_env_vars, EnvVar};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -27,6 +29,8 @@ pub struct Config {
     pub redis: RedisConfig,
     pub auth: AuthConfig,
     pub http: HttpConfig,
+    /// Circuit breaker thresholds, shared by every dependency.
+    pub breaker: BreakerConfig,
     pub log: LogConfig,
 }
 
@@ -39,6 +43,9 @@ pub struct DatabaseConfig {
     /// Longest wait for a pooled connection, and for a new one to open.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
+    /// Longest a query may take (also bounded by the request's deadline).
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
@@ -74,6 +81,9 @@ pub struct AuthConfig {
 pub struct HttpConfig {
     /// Largest request body accepted, in bytes.
     pub body_limit_bytes: u64,
+    /// Time budget of one request; every dependency call clamps its timeout to what is left.
+    #[serde(with = "humantime_serde")]
+    pub request_deadline: Duration,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -101,6 +111,7 @@ impl Default for Config {
             redis: RedisConfig::default(),
             auth: AuthConfig::default(),
             http: HttpConfig::default(),
+            breaker: BreakerConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -112,6 +123,7 @@ impl Default for DatabaseConfig {
             url: "sqlite://data/modelgate.db".into(),
             max_connections: 10,
             connect_timeout: Duration::from_millis(500),
+            timeout: Duration::from_millis(500),
         }
     }
 }
@@ -133,6 +145,7 @@ impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig {
             body_limit_bytes: 1024 * 1024,
+            request_deadline: Duration::from_secs(1),
         }
     }
 }
@@ -235,6 +248,21 @@ impl Config {
                 "log.filter",
                 tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_ok(),
                 "expected a tracing filter such as info or modelgate=debug,warn",
+            ),
+            (
+                "breaker.consecutive_failures",
+                self.breaker.consecutive_failures > 0,
+                "expected a number of at least 1",
+            ),
+            (
+                "breaker.failure_ratio",
+                self.breaker.failure_ratio > 0.0 && self.breaker.failure_ratio <= 1.0,
+                "expected a share between 0 (exclusive) and 1",
+            ),
+            (
+                "http.request_deadline",
+                !self.http.request_deadline.is_zero(),
+                "expected a duration above zero, such as 1s",
             ),
             (
                 "http.body_limit_bytes",

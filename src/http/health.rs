@@ -41,9 +41,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
 
 pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let started = Instant::now();
-    let database =
-        tokio::time::timeout(state.config.database.connect_timeout, state.store.ping()).await;
-    let database_ok = matches!(database, Ok(Ok(())));
+    let database_ok = state.database.call(state.store.ping()).await.is_ok();
     let models_ok = !state.models.is_empty();
     let label = |ok: bool| if ok { "healthy" } else { "unhealthy" };
     let healthy = database_ok && models_ok;

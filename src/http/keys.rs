@@ -11,9 +11,9 @@ use serde_json::{json, Value};
 use super::json::JsonBody;
 use super::problem::ApiError;
 use super::AppState;
-use crate::auth::{issue_key, NewKey, NewKeyError, RateLimit, Scope};
+use crate::auth::{prepare_key, secret, NewKey, RateLimit, Scope};
 use crate::models::FieldError;
-use crate::store::{Revocation, StoreError};
+use crate::store::Revocation;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,7 +27,7 @@ pub struct CreateKey {
     expires_in: Option<Duration>,
 }
 
-fn store_failure(err: StoreError) -> ApiError {
+fn store_failure<E: std::fmt::Display>(err: E) -> ApiError {
     tracing::error!(error = %err, "key store failed");
     ApiError::unavailable(
         "store_unavailable",
@@ -46,15 +46,23 @@ pub async fn create(
         rate_limit: body.rate_limit,
         expires_in: body.expires_in,
     };
-    let issued = issue_key(&state.store, new)
+    // Validation happens before the store is called, so bad input never counts as a
+    // database failure in the breaker.
+    let issued = prepare_key(new).map_err(|invalid| {
+        ApiError::validation(vec![FieldError {
+            field: invalid.field().unwrap_or("body").into(),
+            message: invalid.to_string(),
+        }])
+    })?;
+    state
+        .database
+        .call(
+            state
+                .store
+                .insert_key(&issued.record, &secret::hash(&issued.key)),
+        )
         .await
-        .map_err(|e| match (e.field(), e) {
-            (_, NewKeyError::Store(err)) => store_failure(err),
-            (field, invalid) => ApiError::validation(vec![FieldError {
-                field: field.unwrap_or("body").into(),
-                message: invalid.to_string(),
-            }]),
-        })?;
+        .map_err(store_failure)?;
     tracing::info!(key_id = %issued.record.id, prefix = %issued.record.prefix, "key created");
     let mut body = json!(issued.record);
     if let Some(map) = body.as_object_mut() {
@@ -64,7 +72,11 @@ pub async fn create(
 }
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let keys = state.store.list_keys().await.map_err(store_failure)?;
+    let keys = state
+        .database
+        .call(state.store.list_keys())
+        .await
+        .map_err(store_failure)?;
     Ok(Json(json!({ "keys": keys })))
 }
 

@@ -24,6 +24,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::auth::{Authenticator, Scope};
 use crate::config::Config;
 use crate::models::ModelRegistry;
+use crate::resilience::{deadline, Dependency};
 use crate::store::Store;
 use problem::ApiError;
 
@@ -68,6 +69,8 @@ impl Default for Lifecycle {
 pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
+    /// Guards every store call made while serving requests.
+    pub database: Arc<Dependency>,
     pub auth: Authenticator,
     pub models: ModelRegistry,
     pub lifecycle: Arc<Lifecycle>,
@@ -101,6 +104,15 @@ async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str
     )
 }
 
+/// Gives the request its time budget before anything else runs.
+async fn with_deadline(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> axum::response::Response {
+    deadline::with_budget(state.config.http.request_deadline, next.run(request)).await
+}
+
 pub fn router(state: AppState) -> Router {
     let predict_routes = Router::new()
         .route("/api/v1/models", get(models::list))
@@ -131,6 +143,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), authn::authenticate))
+        .layer(from_fn_with_state(state.clone(), with_deadline))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(

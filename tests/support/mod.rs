@@ -1,6 +1,8 @@
 //! Shared test harness: a real server on an ephemeral port with a fresh database per test.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod chaos;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -116,7 +118,11 @@ impl TestApp {
     }
 
     pub async fn spawn_with(backend: Backend, adjust: impl FnOnce(&mut Config)) -> TestApp {
-        let db = TestDatabase::new(backend).await;
+        Self::spawn_on(TestDatabase::new(backend).await, adjust).await
+    }
+
+    /// Serves on an existing test database (dropped with the app).
+    pub async fn spawn_on(db: TestDatabase, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let mut config = base_config(&db);
         adjust(&mut config);
         let app = App::build(config).await.expect("app builds");

@@ -1,0 +1,109 @@
+//! PostgreSQL behind a fault-injecting proxy: a sick key store must not leak into requests
+//! that do not need it, must fail fast for those that do, and must be used again once healthy.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use modelgate::auth::Scope;
+use serde_json::json;
+use support::chaos::{ChaosProxy, Fault};
+use support::{problem, Backend, TestApp, TestDatabase};
+
+const PREDICT: &str = "/api/v1/models/21/predict";
+
+/// The app with its PostgreSQL reached through `proxy`.
+async fn app_behind_proxy() -> (TestApp, ChaosProxy) {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let postgres: std::net::SocketAddr = "127.0.0.1:5432".parse().expect("addr");
+    let proxy = ChaosProxy::start(postgres).await;
+    let proxied_url = db.url.replace("127.0.0.1:5432", &proxy.addr().to_string());
+    assert_ne!(proxied_url, db.url, "the test database URL must name 127.0.0.1:5432");
+    let app = TestApp::spawn_on(db, move |c| {
+        c.database.url = proxied_url;
+        c.database.timeout = Duration::from_millis(150);
+        c.database.connect_timeout = Duration::from_millis(150);
+        c.breaker.consecutive_failures = 3;
+        c.breaker.cooldown = Duration::from_millis(500);
+    })
+    .await;
+    (app, proxy)
+}
+
+async fn timed_predict(app: &TestApp, key: &str) -> (u16, Duration, reqwest::Response) {
+    let started = Instant::now();
+    let response = app.post_json(PREDICT, key, &json!({"inputs": {}})).await;
+    (response.status().as_u16(), started.elapsed(), response)
+}
+
+async fn store_fault_costs_requests_nothing(fault: Fault) {
+    let (app, proxy) = app_behind_proxy().await;
+    let warm = app.key(&[Scope::Predict]).await;
+    let cold = app.key(&[Scope::Predict]).await;
+    let (status, _, _) = timed_predict(&app, &warm).await;
+    assert_eq!(status, 200, "warm key before the fault");
+
+    proxy.set(fault);
+
+    // A key validated before the fault keeps working, fast.
+    for _ in 0..20 {
+        let (status, took, _) = timed_predict(&app, &warm).await;
+        assert_eq!(status, 200, "{fault:?}: warm key");
+        assert!(took < Duration::from_millis(100), "{fault:?}: warm key took {took:?}");
+    }
+    // A key the cache has never seen cannot be checked: 503 with Retry-After, fast, never 401.
+    for attempt in 0..6 {
+        let (status, took, response) = timed_predict(&app, &cold).await;
+        assert_eq!(status, 503, "{fault:?}: cold key attempt {attempt}");
+        assert!(response.headers().contains_key("retry-after"));
+        assert_eq!(problem(response).await["code"], "auth_unavailable");
+        assert!(took < Duration::from_millis(300), "{fault:?}: cold key took {took:?}");
+    }
+    assert_eq!(
+        app.state.database.status().breaker,
+        modelgate::resilience::BreakerState::Open,
+        "{fault:?}: repeated failures must open the breaker so later calls cost nothing"
+    );
+    let started = Instant::now();
+    let health = app.get("/health", None).await;
+    assert_eq!(health.status(), 503, "{fault:?}: health must say the store is down");
+    assert!(started.elapsed() < Duration::from_millis(300));
+
+    // Once the fault is gone the store is used again within seconds (breaker recovery).
+    let bytes_before = proxy.upstream_bytes();
+    proxy.set(Fault::None);
+    let healed = Instant::now();
+    loop {
+        let (status, _, _) = timed_predict(&app, &cold).await;
+        if status == 200 {
+            break;
+        }
+        assert!(
+            healed.elapsed() < Duration::from_secs(5),
+            "{fault:?}: store not used again within 5 s (last status {status})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(proxy.upstream_bytes() > bytes_before, "the store was really asked");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn latency_2s() {
+    store_fault_costs_requests_nothing(Fault::Latency(Duration::from_secs(2))).await;
+}
+
+#[tokio::test]
+async fn silent() {
+    store_fault_costs_requests_nothing(Fault::Silent).await;
+}
+
+#[tokio::test]
+async fn refused() {
+    store_fault_costs_requests_nothing(Fault::Refused).await;
+}
+
+#[tokio::test]
+async fn reset() {
+    store_fault_costs_requests_nothing(Fault::Reset).await;
+}

@@ -1,0 +1,198 @@
+//! A fault-injecting TCP proxy placed between modelgate and a real dependency.
+//!
+//! Faults apply to new and existing connections alike, as a firewall change would.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Forward faithfully.
+    None,
+    /// Every chunk, each way, waits this long.
+    Latency(Duration),
+    /// Connections are accepted and bytes swallowed; nothing ever answers (dropped packets).
+    Silent,
+    /// Nothing listens: new connections are refused, existing ones reset.
+    Refused,
+    /// Connections are accepted and reset at once; existing ones are reset.
+    Reset,
+}
+
+pub struct ChaosProxy {
+    addr: SocketAddr,
+    fault: watch::Sender<Fault>,
+    /// Bytes delivered to the dependency: proof that it is being used.
+    upstream_bytes: Arc<AtomicU64>,
+    accept_loop: tokio::task::JoinHandle<()>,
+}
+
+impl ChaosProxy {
+    pub async fn start(target: SocketAddr) -> ChaosProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy bind");
+        let addr = listener.local_addr().expect("proxy addr");
+        let (fault, _) = watch::channel(Fault::None);
+        let upstream_bytes = Arc::new(AtomicU64::new(0));
+        let accept_loop = tokio::spawn(accept_loop(
+            listener,
+            addr,
+            target,
+            fault.clone(),
+            upstream_bytes.clone(),
+        ));
+        ChaosProxy {
+            addr,
+            fault,
+            upstream_bytes,
+            accept_loop,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn set(&self, fault: Fault) {
+        self.fault.send_replace(fault);
+    }
+
+    pub fn upstream_bytes(&self) -> u64 {
+        self.upstream_bytes.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for ChaosProxy {
+    fn drop(&mut self) {
+        self.accept_loop.abort();
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    addr: SocketAddr,
+    target: SocketAddr,
+    fault: watch::Sender<Fault>,
+    upstream_bytes: Arc<AtomicU64>,
+) {
+    let mut listener = Some(listener);
+    let mut changes = fault.subscribe();
+    loop {
+        let current = *changes.borrow_and_update();
+        if current == Fault::Refused {
+            // Close the port so connects are refused; reopen it when the fault changes.
+            listener = None;
+            if changes.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let Some(active) = listener.as_ref() else {
+            match TcpListener::bind(addr).await {
+                Ok(bound) => listener = Some(bound),
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+            continue;
+        };
+        tokio::select! {
+            accepted = active.accept() => {
+                let Ok((client, _)) = accepted else { continue };
+                tokio::spawn(serve(client, target, fault.subscribe(), upstream_bytes.clone()));
+            }
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn reset(stream: TcpStream) {
+    // Zero linger turns the close into an RST, as a crashed or firewalled peer would send.
+    let _ = stream.set_zero_linger();
+    drop(stream);
+}
+
+async fn serve(
+    client: TcpStream,
+    target: SocketAddr,
+    mut fault: watch::Receiver<Fault>,
+    upstream_bytes: Arc<AtomicU64>,
+) {
+    let initial = *fault.borrow_and_update();
+    if matches!(initial, Fault::Reset | Fault::Refused) {
+        reset(client);
+        return;
+    }
+    let upstream = loop {
+        let current = *fault.borrow();
+        match current {
+            Fault::None | Fault::Latency(_) => break TcpStream::connect(target).await.ok(),
+            Fault::Reset | Fault::Refused => break None,
+            Fault::Silent => {
+                // Hold the client without answering until the fault changes.
+                if fault.changed().await.is_err() {
+                    break None;
+                }
+            }
+        }
+    };
+    let Some(upstream) = upstream else {
+        reset(client);
+        return;
+    };
+    let _ = client.set_zero_linger();
+    let (client_read, client_write) = client.into_split();
+    let (upstream_read, upstream_write) = upstream.into_split();
+    let to_upstream = pump(client_read, upstream_write, fault.clone(), Some(upstream_bytes));
+    let to_client = pump(upstream_read, client_write, fault, None);
+    // Either direction ending (close, error or a reset fault) ends the connection.
+    tokio::select! {
+        _ = to_upstream => {},
+        _ = to_client => {},
+    }
+}
+
+async fn pump(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    mut fault: watch::Receiver<Fault>,
+    counter: Option<Arc<AtomicU64>>,
+) {
+    let mut buffer = vec![0u8; 16 * 1024];
+    loop {
+        let read = tokio::select! {
+            read = from.read(&mut buffer) => read,
+            changed = fault.changed() => {
+                if changed.is_err() || matches!(*fault.borrow(), Fault::Reset | Fault::Refused) {
+                    return;
+                }
+                continue;
+            }
+        };
+        let n = match read {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let current = *fault.borrow();
+        match current {
+            Fault::Silent => continue,
+            Fault::Reset | Fault::Refused => return,
+            Fault::Latency(delay) => tokio::time::sleep(delay).await,
+            Fault::None => {}
+        }
+        if to.write_all(&buffer[..n]).await.is_err() {
+            return;
+        }
+        if let Some(counter) = &counter {
+            counter.fetch_add(n as u64, Ordering::SeqCst);
+        }
+    }
+}
