@@ -7,6 +7,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 
 use crate::auth::Authenticator;
+use crate::cache::{self, CacheError, SharedCache};
 use crate::config::{Config, ConfigError};
 use crate::http::{self, AppState, Lifecycle};
 use crate::models::{LoadError, ModelRegistry};
@@ -21,6 +22,8 @@ pub enum StartError {
     Models(#[from] LoadError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -31,7 +34,10 @@ pub enum StartError {
 impl StartError {
     /// Problems the operator fixes in configuration or model files (exit status 2).
     pub fn is_configuration(&self) -> bool {
-        matches!(self, StartError::Config(_) | StartError::Models(_))
+        matches!(
+            self,
+            StartError::Config(_) | StartError::Models(_) | StartError::Cache(_)
+        )
     }
 }
 
@@ -58,8 +64,19 @@ impl App {
             config.database.timeout,
             config.breaker.clone(),
         ));
+        let mut auth = Authenticator::new(store.clone(), database.clone(), &config.auth);
+        if let Some(url) = &config.redis.url {
+            let shared = SharedCache::new(
+                &config.redis,
+                url,
+                config.breaker.clone(),
+                config.auth.shared_ttl,
+            )?;
+            cache::spawn_listener(shared.clone(), auth.local_cache());
+            auth = auth.with_shared_cache(shared);
+        }
         let state = AppState {
-            auth: Authenticator::new(store.clone(), database.clone(), &config.auth),
+            auth,
             database,
             config: Arc::new(config),
             store,

@@ -18,7 +18,10 @@ async fn app_behind_proxy() -> (TestApp, ChaosProxy) {
     let postgres: std::net::SocketAddr = "127.0.0.1:5432".parse().expect("addr");
     let proxy = ChaosProxy::start(postgres).await;
     let proxied_url = db.url.replace("127.0.0.1:5432", &proxy.addr().to_string());
-    assert_ne!(proxied_url, db.url, "the test database URL must name 127.0.0.1:5432");
+    assert_ne!(
+        proxied_url, db.url,
+        "the test database URL must name 127.0.0.1:5432"
+    );
     let app = TestApp::spawn_on(db, move |c| {
         c.database.url = proxied_url;
         c.database.timeout = Duration::from_millis(150);
@@ -49,7 +52,10 @@ async fn store_fault_costs_requests_nothing(fault: Fault) {
     for _ in 0..20 {
         let (status, took, _) = timed_predict(&app, &warm).await;
         assert_eq!(status, 200, "{fault:?}: warm key");
-        assert!(took < Duration::from_millis(100), "{fault:?}: warm key took {took:?}");
+        assert!(
+            took < Duration::from_millis(100),
+            "{fault:?}: warm key took {took:?}"
+        );
     }
     // A key the cache has never seen cannot be checked: 503 with Retry-After, fast, never 401.
     for attempt in 0..6 {
@@ -57,7 +63,10 @@ async fn store_fault_costs_requests_nothing(fault: Fault) {
         assert_eq!(status, 503, "{fault:?}: cold key attempt {attempt}");
         assert!(response.headers().contains_key("retry-after"));
         assert_eq!(problem(response).await["code"], "auth_unavailable");
-        assert!(took < Duration::from_millis(300), "{fault:?}: cold key took {took:?}");
+        assert!(
+            took < Duration::from_millis(300),
+            "{fault:?}: cold key took {took:?}"
+        );
     }
     assert_eq!(
         app.state.database.status().breaker,
@@ -66,7 +75,11 @@ async fn store_fault_costs_requests_nothing(fault: Fault) {
     );
     let started = Instant::now();
     let health = app.get("/health", None).await;
-    assert_eq!(health.status(), 503, "{fault:?}: health must say the store is down");
+    assert_eq!(
+        health.status(),
+        503,
+        "{fault:?}: health must say the store is down"
+    );
     assert!(started.elapsed() < Duration::from_millis(300));
 
     // Once the fault is gone the store is used again within seconds (breaker recovery).
@@ -84,7 +97,10 @@ async fn store_fault_costs_requests_nothing(fault: Fault) {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(proxy.upstream_bytes() > bytes_before, "the store was really asked");
+    assert!(
+        proxy.upstream_bytes() > bytes_before,
+        "the store was really asked"
+    );
     app.stop().await;
 }
 

@@ -8,7 +8,7 @@ use support::{base_config, Backend, TestDatabase};
 
 async fn keys_round_trip(backend: Backend) {
     let db = TestDatabase::new(backend).await;
-    let config = base_config(&db);
+    let config = base_config(&db.url);
     let store = Store::open(&config.database).await.expect("open");
     // Migrations are idempotent: a second open of the same database works.
     let again = Store::open(&config.database).await.expect("reopen");

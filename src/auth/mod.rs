@@ -16,6 +16,7 @@ pub use issue::{issue_key, prepare_key, IssuedKey, NewKey, NewKeyError};
 pub use principal::Principal;
 pub use scope::{allows, Period, RateLimit, Scope};
 
+use crate::cache::SharedCache;
 use crate::config::AuthConfig;
 use crate::resilience::{CallError, Dependency};
 use crate::store::{Revocation, Store, StoreError};
@@ -35,12 +36,14 @@ pub enum AuthError {
     Unavailable,
 }
 
-/// Validates keys against the local store, through the in-process cache.
+/// Validates keys against the local store, through the in-process cache (L1) and, when
+/// Redis is configured, the shared cache (L2).
 #[derive(Clone)]
 pub struct Authenticator {
     store: Store,
     database: Arc<Dependency>,
     cache: KeyCache,
+    shared: Option<SharedCache>,
 }
 
 impl Authenticator {
@@ -50,7 +53,23 @@ impl Authenticator {
             store,
             database,
             cache: KeyCache::new(config.cache_capacity, config.cache_ttl, config.negative_ttl),
+            shared: None,
         }
+    }
+
+    /// Adds the shared Redis cache in front of the store.
+    pub fn with_shared_cache(mut self, shared: SharedCache) -> Authenticator {
+        self.shared = Some(shared);
+        self
+    }
+
+    pub fn shared_cache(&self) -> Option<&SharedCache> {
+        self.shared.as_ref()
+    }
+
+    /// The in-process cache, for the revocation listener.
+    pub fn local_cache(&self) -> KeyCache {
+        self.cache.clone()
     }
 
     pub async fn authenticate(&self, key: &str) -> Result<Arc<Principal>, AuthError> {
@@ -74,10 +93,20 @@ impl Authenticator {
     }
 
     async fn load(&self, key_hash: &str) -> Result<Lookup, CallError<StoreError>> {
-        let record = self.database.call(self.store.find_key_by_hash(key_hash)).await?;
-        Ok(record
-            .and_then(|r| Principal::from_record(&r, Utc::now()))
-            .map_or(Lookup::Unknown, |p| Lookup::Valid(Arc::new(p))))
+        if let Some(shared) = &self.shared {
+            if let Some(principal) = shared.get(key_hash).await {
+                return Ok(Lookup::Valid(Arc::new(principal)));
+            }
+        }
+        let record = self
+            .database
+            .call(self.store.find_key_by_hash(key_hash))
+            .await?;
+        let principal = record.and_then(|r| Principal::from_record(&r, Utc::now()));
+        if let (Some(principal), Some(shared)) = (&principal, &self.shared) {
+            shared.put(key_hash, principal);
+        }
+        Ok(principal.map_or(Lookup::Unknown, |p| Lookup::Valid(Arc::new(p))))
     }
 
     /// Revokes in the store and forgets the key here at once.
@@ -89,6 +118,9 @@ impl Authenticator {
         if let Revocation::Revoked { key_hash } | Revocation::AlreadyRevoked { key_hash } = &outcome
         {
             self.cache.evict(key_hash).await;
+            if let Some(shared) = &self.shared {
+                shared.revoke(key_hash);
+            }
         }
         Ok(outcome)
     }

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::Failure;
 use crate::auth::{issue_key, NewKey, NewKeyError, RateLimit, Scope};
+use crate::cache::SharedCache;
 use crate::config::Config;
 use crate::store::{ApiKeyRecord, Revocation, Store};
 
@@ -97,7 +98,7 @@ pub async fn run(command: KeysCommand, config: &Config) -> Result<(), Failure> {
             .await
         }
         KeysCommand::List { json } => list(&store, json).await,
-        KeysCommand::Revoke { id, json } => revoke(&store, &id, json).await,
+        KeysCommand::Revoke { id, json } => revoke(&store, config, &id, json).await,
     };
     store.close().await;
     result
@@ -153,16 +154,31 @@ async fn list(store: &Store, as_json: bool) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn revoke(store: &Store, id: &str, as_json: bool) -> Result<(), Failure> {
+async fn revoke(store: &Store, config: &Config, id: &str, as_json: bool) -> Result<(), Failure> {
     let outcome = store
         .revoke_key(id, chrono::Utc::now())
         .await
         .map_err(|e| Failure::runtime(e.to_string()))?;
-    let already = match outcome {
+    let (already, key_hash) = match outcome {
         Revocation::NotFound => return Err(Failure::runtime(format!("no key with id {id}"))),
-        Revocation::Revoked { .. } => false,
-        Revocation::AlreadyRevoked { .. } => true,
+        Revocation::Revoked { key_hash } => (false, key_hash),
+        Revocation::AlreadyRevoked { key_hash } => (true, key_hash),
     };
+    if let Some(url) = &config.redis.url {
+        // Servers sharing Redis forget the key at once; without it, within their cache TTL.
+        let announced = match SharedCache::new(
+            &config.redis,
+            url,
+            config.breaker.clone(),
+            config.auth.shared_ttl,
+        ) {
+            Ok(shared) => shared.revoke_now(&key_hash).await,
+            Err(e) => Err(e.to_string()),
+        };
+        if let Err(reason) = announced {
+            eprintln!("modelgate: warning: revoked in the store, but not announced on Redis ({reason}); servers stop accepting the key within auth.cache_ttl + auth.shared_ttl");
+        }
+    }
     if as_json {
         print_json(&json!({ "id": id, "revoked": true, "already_revoked": already }));
     } else if already {

@@ -115,9 +115,10 @@ fn typed(
                 ConfigError::invalid(format!("{key} (from {var})"), "expected a whole number")
             })
         }
-        Some(toml::Value::Float(_)) => raw.parse::<f64>().map(toml::Value::Float).map_err(|_| {
-            ConfigError::invalid(format!("{key} (from {var})"), "expected a number")
-        }),
+        Some(toml::Value::Float(_)) => raw
+            .parse::<f64>()
+            .map(toml::Value::Float)
+            .map_err(|_| ConfigError::invalid(format!("{key} (from {var})"), "expected a number")),
         Some(toml::Value::Boolean(_)) => match raw.to_ascii_lowercase().as_str() {
             "true" | "1" | "yes" | "on" => Ok(toml::Value::Boolean(true)),
             "false" | "0" | "no" | "off" => Ok(toml::Value::Boolean(false)),

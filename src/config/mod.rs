@@ -48,12 +48,32 @@ pub struct DatabaseConfig {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
     /// Normalized Redis URL; unset means no Redis.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Longest a (background) connection attempt may take.
+    #[serde(with = "humantime_serde")]
+    pub connect_timeout: Duration,
+    /// Longest a read on the request path may take.
+    #[serde(with = "humantime_serde")]
+    pub command_timeout: Duration,
+    /// Longest a background write (cache fill, revocation) may take.
+    #[serde(with = "humantime_serde")]
+    pub write_timeout: Duration,
+}
+
+impl Default for RedisConfig {
+    fn default() -> Self {
+        RedisConfig {
+            url: None,
+            connect_timeout: Duration::from_millis(200),
+            command_timeout: Duration::from_millis(25),
+            write_timeout: Duration::from_millis(250),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,6 +87,9 @@ pub struct AuthConfig {
     /// How long a validated key is trusted without asking the source again.
     #[serde(with = "humantime_serde")]
     pub cache_ttl: Duration,
+    /// How long a validated key stays in the shared Redis cache.
+    #[serde(with = "humantime_serde")]
+    pub shared_ttl: Duration,
     /// How long an unknown key is remembered as unknown.
     #[serde(with = "humantime_serde")]
     pub negative_ttl: Duration,
@@ -134,6 +157,7 @@ impl Default for AuthConfig {
             service_url: None,
             service_id: "platform".into(),
             cache_ttl: Duration::from_secs(30),
+            shared_ttl: Duration::from_secs(300),
             negative_ttl: Duration::from_secs(5),
             cache_capacity: 100_000,
             allow_query_key: false,

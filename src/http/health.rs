@@ -9,6 +9,7 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Value};
 
 use super::AppState;
+use crate::resilience::BreakerState;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -44,20 +45,30 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     let database_ok = state.database.call(state.store.ping()).await.is_ok();
     let models_ok = !state.models.is_empty();
     let label = |ok: bool| if ok { "healthy" } else { "unhealthy" };
-    let healthy = database_ok && models_ok;
-    let status = if healthy {
-        StatusCode::OK
-    } else {
+    // Redis is optional: its trouble degrades the service, it never makes it unhealthy.
+    let redis = state
+        .auth
+        .shared_cache()
+        .map(|shared| shared.dependency().status().breaker == BreakerState::Closed);
+    let overall = match (database_ok && models_ok, redis) {
+        (false, _) => "unhealthy",
+        (true, Some(false)) => "degraded",
+        (true, _) => "healthy",
+    };
+    let status = if overall == "unhealthy" {
         StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
     };
     let body = json!({
-        "status": label(healthy),
+        "status": overall,
         "version": VERSION,
         "timestamp": now(),
         "uptime_s": state.lifecycle.uptime().as_secs(),
         "services": {
             "database": label(database_ok),
             "models": label(models_ok),
+            "redis": redis.map_or("disabled", label),
         },
         "check_ms": started.elapsed().as_secs_f64() * 1e3,
     });

@@ -48,10 +48,14 @@ pub enum BreakerState {
 #[derive(Debug)]
 enum Phase {
     Closed,
-    Open { until: Instant },
+    Open {
+        until: Instant,
+    },
     /// One trial call is in flight; everyone else is refused until it reports, or until
     /// `retry_at` in case the trial's caller was cancelled and never reports.
-    HalfOpen { retry_at: Instant },
+    HalfOpen {
+        retry_at: Instant,
+    },
 }
 
 #[derive(Debug)]

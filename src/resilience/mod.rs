@@ -25,10 +25,7 @@ pub enum CallError<E> {
         timeout: Duration,
     },
     #[error("{dependency} failed: {source}")]
-    Failed {
-        dependency: &'static str,
-        source: E,
-    },
+    Failed { dependency: &'static str, source: E },
 }
 
 /// What is known about a dependency right now, for health and metrics.
@@ -79,12 +76,26 @@ impl Dependency {
         E: Display,
         F: Future<Output = Result<T, E>>,
     {
+        self.call_within(self.timeout, operation).await
+    }
+
+    /// Like [`Dependency::call`] with another timeout (e.g. background writes, which may take
+    /// longer than a read on the request path).
+    pub async fn call_within<T, E, F>(
+        &self,
+        timeout: Duration,
+        operation: F,
+    ) -> Result<T, CallError<E>>
+    where
+        E: Display,
+        F: Future<Output = Result<T, E>>,
+    {
         if !self.breaker.try_acquire() {
             return Err(CallError::Open {
                 dependency: self.name,
             });
         }
-        let timeout = deadline::clamp(self.timeout);
+        let timeout = deadline::clamp(timeout);
         let started = Instant::now();
         let outcome = match tokio::time::timeout(timeout, operation).await {
             Ok(Ok(value)) => Ok(value),
@@ -97,7 +108,10 @@ impl Dependency {
                 timeout,
             }),
         };
-        self.observe(started.elapsed(), outcome.as_ref().err().map(|e| e.to_string()));
+        self.observe(
+            started.elapsed(),
+            outcome.as_ref().err().map(|e| e.to_string()),
+        );
         outcome
     }
 
@@ -118,7 +132,10 @@ impl Dependency {
                 "dependency failing: circuit opened, calls fail fast until a trial succeeds"
             ),
             Some(BreakerState::Closed) => {
-                tracing::info!(dependency = self.name, "dependency recovered: circuit closed")
+                tracing::info!(
+                    dependency = self.name,
+                    "dependency recovered: circuit closed"
+                )
             }
             _ => {}
         }
@@ -180,8 +197,14 @@ mod tests {
             })
             .await;
         assert!(matches!(result, Err(CallError::Open { .. })));
-        assert!(!polled.load(std::sync::atomic::Ordering::SeqCst), "open breaker must not call");
-        assert!(dep.status().last_error.is_some_and(|e| e.contains("did not answer")));
+        assert!(
+            !polled.load(std::sync::atomic::Ordering::SeqCst),
+            "open breaker must not call"
+        );
+        assert!(dep
+            .status()
+            .last_error
+            .is_some_and(|e| e.contains("did not answer")));
     }
 
     #[tokio::test]
@@ -189,7 +212,8 @@ mod tests {
         let dep = dependency(10_000);
         let started = Instant::now();
         let result: Result<(), CallError<String>> =
-            deadline::with_budget(Duration::from_millis(40), dep.call(std::future::pending())).await;
+            deadline::with_budget(Duration::from_millis(40), dep.call(std::future::pending()))
+                .await;
         assert!(matches!(result, Err(CallError::Timeout { .. })));
         assert!(started.elapsed() < Duration::from_millis(1000));
     }

@@ -18,7 +18,8 @@ pub enum Fault {
     None,
     /// Every chunk, each way, waits this long.
     Latency(Duration),
-    /// Connections are accepted and bytes swallowed; nothing ever answers (dropped packets).
+    /// Connections are accepted but nothing moves either way until the fault clears, as when
+    /// a firewall drops packets (TCP then delivers the held bytes late, in order).
     Silent,
     /// Nothing listens: new connections are refused, existing ones reset.
     Refused,
@@ -151,7 +152,12 @@ async fn serve(
     let _ = client.set_zero_linger();
     let (client_read, client_write) = client.into_split();
     let (upstream_read, upstream_write) = upstream.into_split();
-    let to_upstream = pump(client_read, upstream_write, fault.clone(), Some(upstream_bytes));
+    let to_upstream = pump(
+        client_read,
+        upstream_write,
+        fault.clone(),
+        Some(upstream_bytes),
+    );
     let to_client = pump(upstream_read, client_write, fault, None);
     // Either direction ending (close, error or a reset fault) ends the connection.
     tokio::select! {
@@ -181,12 +187,21 @@ async fn pump(
             Ok(0) | Err(_) => return,
             Ok(n) => n,
         };
-        let current = *fault.borrow();
-        match current {
-            Fault::Silent => continue,
-            Fault::Reset | Fault::Refused => return,
-            Fault::Latency(delay) => tokio::time::sleep(delay).await,
-            Fault::None => {}
+        loop {
+            let current = *fault.borrow_and_update();
+            match current {
+                Fault::Silent => {
+                    if fault.changed().await.is_err() {
+                        return;
+                    }
+                }
+                Fault::Reset | Fault::Refused => return,
+                Fault::Latency(delay) => {
+                    tokio::time::sleep(delay).await;
+                    break;
+                }
+                Fault::None => break,
+            }
         }
         if to.write_all(&buffer[..n]).await.is_err() {
             return;

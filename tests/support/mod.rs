@@ -24,6 +24,9 @@ pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
 }
 
+/// The Redis the tests use; must be running (tests that need it fail otherwise).
+pub const REDIS: &str = "127.0.0.1:6379";
+
 /// Server PostgreSQL tests create their databases on; must be running (tests fail otherwise).
 pub fn postgres_admin_url() -> String {
     std::env::var("MODELGATE_TEST_POSTGRES_URL")
@@ -92,13 +95,13 @@ impl Drop for TestDatabase {
     }
 }
 
-pub fn base_config(db: &TestDatabase) -> Config {
+pub fn base_config(db_url: &str) -> Config {
     let mut config = Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         models_dir: repo_path("models"),
         ..Config::default()
     };
-    config.database.url = db.url.clone();
+    config.database.url = db_url.to_string();
     config.database.max_connections = 4;
     config
 }
@@ -109,7 +112,9 @@ pub struct TestApp {
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
-    pub db: TestDatabase,
+    /// The database this app owns (dropped with it); `None` when it shares another app's.
+    pub db: Option<TestDatabase>,
+    pub db_url: String,
 }
 
 impl TestApp {
@@ -123,7 +128,19 @@ impl TestApp {
 
     /// Serves on an existing test database (dropped with the app).
     pub async fn spawn_on(db: TestDatabase, adjust: impl FnOnce(&mut Config)) -> TestApp {
-        let mut config = base_config(&db);
+        let url = db.url.clone();
+        let mut app = Self::start(&url, adjust).await;
+        app.db = Some(db);
+        app
+    }
+
+    /// A second instance on `other`'s database, as in a multi-instance deployment.
+    pub async fn spawn_sharing(other: &TestApp, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        Self::start(&other.db_url, adjust).await
+    }
+
+    async fn start(db_url: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
+        let mut config = base_config(db_url);
         adjust(&mut config);
         let app = App::build(config).await.expect("app builds");
         let addr = app.local_addr();
@@ -138,7 +155,8 @@ impl TestApp {
             client: reqwest::Client::new(),
             stop: Some(stop),
             server: Some(server),
-            db,
+            db: None,
+            db_url: db_url.to_string(),
         }
     }
 

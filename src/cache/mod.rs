@@ -1,0 +1,144 @@
+//! L2: Redis as a cache of validated keys shared by every instance, and the pub/sub channel
+//! that carries revocations between instances.
+//!
+//! Redis is optional and never waited on: reads have a deadline of tens of milliseconds and
+//! sit behind the `redis` breaker, writes are spawned and never awaited by a request, and the
+//! connection is made lazily in the background. Entries are keyed by the key's SHA-256,
+//! never the key.
+
+mod invalidation;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::AsyncCommands;
+
+use crate::auth::Principal;
+use crate::config::RedisConfig;
+use crate::resilience::{BreakerConfig, Dependency};
+
+pub use invalidation::spawn_listener;
+
+const KEY_PREFIX: &str = "modelgate:auth:v1:";
+/// Revoked key hashes are published here; every instance evicts them from its L1.
+pub const REVOCATIONS_CHANNEL: &str = "modelgate:auth:v1:revoked";
+
+fn entry_key(key_hash: &str) -> String {
+    format!("{KEY_PREFIX}{key_hash}")
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("invalid Redis URL: {0}")]
+    Url(String),
+}
+
+/// The shared auth cache. Cheap to clone.
+#[derive(Clone)]
+pub struct SharedCache {
+    client: redis::Client,
+    connection: ConnectionManager,
+    redis: Arc<Dependency>,
+    write_timeout: Duration,
+    ttl: Duration,
+}
+
+impl SharedCache {
+    /// Prepares the client without connecting: nothing here waits on Redis.
+    pub fn new(
+        config: &RedisConfig,
+        url: &str,
+        breaker: BreakerConfig,
+        ttl: Duration,
+    ) -> Result<SharedCache, CacheError> {
+        // The client's own error text can echo the URL, password included; say only what kind.
+        let client =
+            redis::Client::open(url).map_err(|e| CacheError::Url(format!("{:?}", e.kind())))?;
+        let manager_config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(config.connect_timeout))
+            .set_response_timeout(Some(config.write_timeout))
+            .set_max_delay(Duration::from_secs(2));
+        let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
+            .map_err(|e| CacheError::Url(format!("{:?}", e.kind())))?;
+        Ok(SharedCache {
+            client,
+            connection,
+            redis: Arc::new(Dependency::new("redis", config.command_timeout, breaker)),
+            write_timeout: config.write_timeout,
+            ttl,
+        })
+    }
+
+    pub fn dependency(&self) -> &Arc<Dependency> {
+        &self.redis
+    }
+
+    /// The cached principal, or `None` on a miss and on any Redis trouble (which the breaker
+    /// and the dependency's status record).
+    pub async fn get(&self, key_hash: &str) -> Option<Principal> {
+        let mut connection = self.connection.clone();
+        let key = entry_key(key_hash);
+        let raw: String = self
+            .redis
+            .call(async move { connection.get::<_, Option<String>>(key).await })
+            .await
+            .ok()
+            .flatten()?;
+        serde_json::from_str(&raw).ok()
+    }
+
+    /// Stores `principal` in the background; the caller never waits.
+    pub fn put(&self, key_hash: &str, principal: &Principal) {
+        let Ok(value) = serde_json::to_string(principal) else {
+            return;
+        };
+        let key = entry_key(key_hash);
+        let ttl = self.ttl.as_secs().max(1);
+        self.spawn_write(move |mut c| async move { c.set_ex::<_, _, ()>(key, value, ttl).await });
+    }
+
+    /// Deletes the entry and tells every instance to forget the key; in the background.
+    pub fn revoke(&self, key_hash: &str) {
+        let key = entry_key(key_hash);
+        let hash = key_hash.to_string();
+        self.spawn_write(move |mut c| async move {
+            c.del::<_, ()>(key).await?;
+            c.publish::<_, _, ()>(REVOCATIONS_CHANNEL, hash).await
+        });
+    }
+
+    /// Like [`SharedCache::revoke`], but waits (bounded), for one-shot processes such as the CLI.
+    pub async fn revoke_now(&self, key_hash: &str) -> Result<(), String> {
+        let mut c = self.connection.clone();
+        let key = entry_key(key_hash);
+        let hash = key_hash.to_string();
+        let work = async move {
+            c.del::<_, ()>(key).await?;
+            c.publish::<_, _, ()>(REVOCATIONS_CHANNEL, hash).await
+        };
+        match tokio::time::timeout(self.write_timeout * 4, work).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(format!("Redis refused the revocation ({:?})", e.kind())),
+            Err(_) => Err("Redis did not answer in time".into()),
+        }
+    }
+
+    /// Runs a write off the request path under the write timeout and the breaker.
+    fn spawn_write<F, Fut>(&self, write: F)
+    where
+        F: FnOnce(ConnectionManager) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = redis::RedisResult<()>> + Send,
+    {
+        let connection = self.connection.clone();
+        let redis = self.redis.clone();
+        let timeout = self.write_timeout;
+        tokio::spawn(async move {
+            let _ = redis.call_within(timeout, write(connection)).await;
+        });
+    }
+
+    pub(crate) fn client(&self) -> &redis::Client {
+        &self.client
+    }
+}

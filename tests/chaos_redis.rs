@@ -1,0 +1,172 @@
+//! Redis (the shared L2 cache) behind a fault-injecting proxy: Redis is optional, so its
+//! faults must cost requests nothing, and it must be used again once healthy. Also: revocation
+//! reaches every instance through Redis pub/sub.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use modelgate::auth::secret;
+use modelgate::resilience::BreakerState;
+use redis::AsyncCommands;
+use serde_json::{json, Value};
+use support::chaos::{ChaosProxy, Fault};
+use support::{Backend, TestApp, REDIS};
+
+const PREDICT: &str = "/api/v1/models/21/predict";
+
+async fn direct_redis() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://{REDIS}/0"))
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("Redis must be running on {REDIS} for this test: {e}"))
+}
+
+async fn app_with_redis(redis_addr: String) -> TestApp {
+    TestApp::spawn_with(Backend::Sqlite, move |c| {
+        c.redis.url = Some(format!("redis://{redis_addr}/0"));
+        c.breaker.consecutive_failures = 3;
+        c.breaker.cooldown = Duration::from_millis(500);
+    })
+    .await
+}
+
+async fn timed_status(app: &TestApp, key: &str) -> (u16, Duration) {
+    let started = Instant::now();
+    let response = app.post_json(PREDICT, key, &json!({"inputs": {}})).await;
+    (response.status().as_u16(), started.elapsed())
+}
+
+fn redis_breaker(app: &TestApp) -> BreakerState {
+    app.state
+        .auth
+        .shared_cache()
+        .expect("redis configured")
+        .dependency()
+        .status()
+        .breaker
+}
+
+async fn redis_fault_costs_requests_nothing(fault: Fault) {
+    let mut direct = direct_redis().await;
+    let redis_addr = REDIS.parse().expect("addr");
+    let proxy = ChaosProxy::start(redis_addr).await;
+    let app = app_with_redis(proxy.addr().to_string()).await;
+
+    let warm = app.predict_key().await;
+    assert_eq!(timed_status(&app, &warm).await.0, 200);
+    // The fill is spawned; it lands in Redis shortly after.
+    let entry = format!("modelgate:auth:v1:{}", secret::hash(&warm));
+    let filled = Instant::now();
+    while !direct.exists::<_, bool>(&entry).await.expect("exists") {
+        assert!(filled.elapsed() < Duration::from_secs(2), "L2 never filled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    proxy.set(fault);
+    for _ in 0..20 {
+        let (status, took) = timed_status(&app, &warm).await;
+        assert_eq!(status, 200, "{fault:?}: warm key");
+        assert!(
+            took < Duration::from_millis(100),
+            "{fault:?}: warm key took {took:?}"
+        );
+    }
+    // Keys nobody has seen are checked against the store: Redis being down costs them nothing.
+    for _ in 0..6 {
+        let cold = app.predict_key().await;
+        let (status, took) = timed_status(&app, &cold).await;
+        assert_eq!(status, 200, "{fault:?}: cold key with only Redis down");
+        assert!(
+            took < Duration::from_millis(100),
+            "{fault:?}: cold key took {took:?}"
+        );
+    }
+    assert_eq!(redis_breaker(&app), BreakerState::Open, "{fault:?}");
+    let health: Value = app.get("/health", None).await.json().await.expect("health");
+    assert_eq!(health["status"], "degraded", "{fault:?}");
+    assert_eq!(health["services"]["redis"], "unhealthy");
+
+    let bytes_before = proxy.upstream_bytes();
+    proxy.set(Fault::None);
+    let healed = Instant::now();
+    loop {
+        // Each cold key makes one L2 read: the breaker's trial once the cooldown is over.
+        let cold = app.predict_key().await;
+        assert_eq!(timed_status(&app, &cold).await.0, 200);
+        if redis_breaker(&app) == BreakerState::Closed && proxy.upstream_bytes() > bytes_before {
+            break;
+        }
+        assert!(
+            healed.elapsed() < Duration::from_secs(5),
+            "{fault:?}: Redis not used again within 5 s"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn latency_2s() {
+    redis_fault_costs_requests_nothing(Fault::Latency(Duration::from_secs(2))).await;
+}
+
+#[tokio::test]
+async fn silent() {
+    redis_fault_costs_requests_nothing(Fault::Silent).await;
+}
+
+#[tokio::test]
+async fn refused() {
+    redis_fault_costs_requests_nothing(Fault::Refused).await;
+}
+
+#[tokio::test]
+async fn reset() {
+    redis_fault_costs_requests_nothing(Fault::Reset).await;
+}
+
+#[tokio::test]
+async fn revocation_reaches_other_instances_through_pubsub() {
+    let _ = direct_redis().await;
+    let first = app_with_redis(REDIS.to_string()).await;
+    let second = TestApp::spawn_sharing(&first, |c| {
+        c.redis.url = Some(format!("redis://{REDIS}/0"));
+    })
+    .await;
+    let admin = first.key(&[modelgate::auth::Scope::Admin]).await;
+    let created: Value = first
+        .post_json("/api/v1/keys", &admin, &json!({"name": "shared"}))
+        .await
+        .json()
+        .await
+        .expect("created");
+    let key = created["key"].as_str().expect("key");
+    // Both instances now hold the key in their in-process caches (30 s TTL).
+    assert_eq!(timed_status(&first, key).await.0, 200);
+    assert_eq!(timed_status(&second, key).await.0, 200);
+    // Give the second instance's subscription a moment to be in place.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let id = created["id"].as_str().expect("id");
+    let revoked = first
+        .client
+        .delete(first.url(&format!("/api/v1/keys/{id}")))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.status(), 200);
+    assert_eq!(timed_status(&first, key).await.0, 401);
+    let started = Instant::now();
+    while timed_status(&second, key).await.0 != 401 {
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "the other instance still accepts a revoked key"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    second.stop().await;
+    first.stop().await;
+}
