@@ -14,6 +14,12 @@ const PREDICT: &str = "/api/v1/models/21/predict";
 
 /// The app with its PostgreSQL reached through `proxy`.
 async fn app_behind_proxy() -> (TestApp, ChaosProxy) {
+    app_behind_proxy_with(|_| {}).await
+}
+
+async fn app_behind_proxy_with(
+    adjust: impl FnOnce(&mut modelgate::config::Config),
+) -> (TestApp, ChaosProxy) {
     let db = TestDatabase::new(Backend::Postgres).await;
     let postgres: std::net::SocketAddr = "127.0.0.1:5432".parse().expect("addr");
     let proxy = ChaosProxy::start(postgres).await;
@@ -28,6 +34,7 @@ async fn app_behind_proxy() -> (TestApp, ChaosProxy) {
         c.database.connect_timeout = Duration::from_millis(150);
         c.breaker.consecutive_failures = 3;
         c.breaker.cooldown = Duration::from_millis(500);
+        adjust(c);
     })
     .await;
     (app, proxy)
@@ -122,4 +129,37 @@ async fn refused() {
 #[tokio::test]
 async fn reset() {
     store_fault_costs_requests_nothing(Fault::Reset).await;
+}
+
+#[tokio::test]
+async fn stale_entries_are_served_within_the_horizon_while_the_store_is_down() {
+    let (app, proxy) = app_behind_proxy_with(|c| {
+        c.auth.cache_ttl = Duration::from_millis(300);
+        c.auth.stale_horizon = Duration::from_millis(1500);
+    })
+    .await;
+    let key = app.key(&[Scope::Predict]).await;
+    assert_eq!(timed_predict(&app, &key).await.0, 200);
+    proxy.set(Fault::Silent);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    // No longer fresh: the store is asked, cannot answer, and the stale entry is served.
+    let (status, took, _) = timed_predict(&app, &key).await;
+    assert_eq!(status, 200);
+    assert!(
+        took < Duration::from_millis(300),
+        "stale answer took {took:?}"
+    );
+    assert!(
+        app.state.auth.stale_served() >= 1,
+        "stale serving must be counted"
+    );
+
+    // Past the horizon the key cannot be vouched for: 503, not 401.
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    let (status, _, response) = timed_predict(&app, &key).await;
+    assert_eq!(status, 503);
+    assert_eq!(problem(response).await["code"], "auth_unavailable");
+    proxy.set(Fault::None);
+    app.stop().await;
 }

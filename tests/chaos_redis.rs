@@ -170,3 +170,26 @@ async fn revocation_reaches_other_instances_through_pubsub() {
     second.stop().await;
     first.stop().await;
 }
+
+#[tokio::test]
+async fn serve_is_ready_at_once_with_redis_blackholed() {
+    let proxy = ChaosProxy::start(REDIS.parse().expect("addr")).await;
+    proxy.set(Fault::Silent);
+    let started = Instant::now();
+    let app = app_with_redis(proxy.addr().to_string()).await;
+    let ready = app.get("/health/ready", None).await;
+    assert_eq!(ready.status(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "start waited on Redis: {:?}",
+        started.elapsed()
+    );
+    let key = app.predict_key().await;
+    let (status, took) = timed_status(&app, &key).await;
+    assert_eq!(status, 200);
+    assert!(
+        took < Duration::from_millis(100),
+        "first request took {took:?}"
+    );
+    app.stop().await;
+}

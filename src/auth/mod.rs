@@ -7,11 +7,12 @@ mod principal;
 mod scope;
 pub mod secret;
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use chrono::Utc;
 
-pub use cache::{KeyCache, Lookup};
+pub use cache::{Answer, KeyCache, Lookup};
 pub use issue::{issue_key, prepare_key, IssuedKey, NewKey, NewKeyError};
 pub use principal::Principal;
 pub use scope::{allows, Period, RateLimit, Scope};
@@ -44,6 +45,8 @@ pub struct Authenticator {
     database: Arc<Dependency>,
     cache: KeyCache,
     shared: Option<SharedCache>,
+    /// Requests answered from a stale entry because the source could not answer.
+    stale_served: Arc<AtomicU64>,
 }
 
 impl Authenticator {
@@ -52,8 +55,14 @@ impl Authenticator {
         Authenticator {
             store,
             database,
-            cache: KeyCache::new(config.cache_capacity, config.cache_ttl, config.negative_ttl),
+            cache: KeyCache::new(
+                config.cache_capacity,
+                config.cache_ttl,
+                config.stale_horizon,
+                config.negative_ttl,
+            ),
             shared: None,
+            stale_served: Arc::new(AtomicU64::new(0)),
         }
     }
 
@@ -74,22 +83,34 @@ impl Authenticator {
 
     pub async fn authenticate(&self, key: &str) -> Result<Arc<Principal>, AuthError> {
         let key_hash = secret::hash(key);
-        let lookup = self
+        let answer = self
             .cache
             .get_or_load(&key_hash, self.load(&key_hash))
             .await
             .map_err(|err| {
                 // An open breaker is already logged once when it opened; do not log per request.
-                if !matches!(*err, CallError::Open { .. }) {
+                if !matches!(err, CallError::Open { .. }) {
                     tracing::warn!(error = %err, key_prefix = %secret::display_prefix(key), "key lookup failed");
                 }
                 AuthError::Unavailable
             })?;
+        let lookup = match answer {
+            Answer::Current(lookup) => lookup,
+            Answer::Stale(principal) => {
+                self.stale_served.fetch_add(1, Ordering::Relaxed);
+                Lookup::Valid(principal)
+            }
+        };
         match lookup {
             // A cached principal can expire while cached; the check is per request.
             Lookup::Valid(principal) if !principal.is_expired(Utc::now()) => Ok(principal),
             _ => Err(AuthError::Invalid),
         }
+    }
+
+    /// How many requests were let through on a stale entry because the source was down.
+    pub fn stale_served(&self) -> u64 {
+        self.stale_served.load(Ordering::Relaxed)
     }
 
     async fn load(&self, key_hash: &str) -> Result<Lookup, CallError<StoreError>> {

@@ -87,6 +87,10 @@ pub struct AuthConfig {
     /// How long a validated key is trusted without asking the source again.
     #[serde(with = "humantime_serde")]
     pub cache_ttl: Duration,
+    /// How long a validated key may still be served, once no longer fresh, while its source
+    /// cannot answer.
+    #[serde(with = "humantime_serde")]
+    pub stale_horizon: Duration,
     /// How long a validated key stays in the shared Redis cache.
     #[serde(with = "humantime_serde")]
     pub shared_ttl: Duration,
@@ -157,6 +161,7 @@ impl Default for AuthConfig {
             service_url: None,
             service_id: "platform".into(),
             cache_ttl: Duration::from_secs(30),
+            stale_horizon: Duration::from_secs(600),
             shared_ttl: Duration::from_secs(300),
             negative_ttl: Duration::from_secs(5),
             cache_capacity: 100_000,
