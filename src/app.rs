@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::auth::Authenticator;
+use crate::auth::{Authenticator, RemoteAuth};
 use crate::cache::{self, CacheError, SharedCache};
 use crate::config::{Config, ConfigError};
 use crate::http::{self, AppState, Lifecycle};
@@ -65,6 +65,14 @@ impl App {
             config.breaker.clone(),
         ));
         let mut auth = Authenticator::new(store.clone(), database.clone(), &config.auth);
+        if let Some(url) = &config.auth.service_url {
+            let dependency = Arc::new(Dependency::new(
+                "auth_service",
+                config.auth.service_timeout,
+                config.breaker.clone(),
+            ));
+            auth = auth.with_remote(RemoteAuth::new(url, &config.auth.service_id, dependency));
+        }
         if let Some(url) = &config.redis.url {
             let shared = SharedCache::new(
                 &config.redis,

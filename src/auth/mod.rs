@@ -4,9 +4,11 @@ mod cache;
 pub mod extract;
 mod issue;
 mod principal;
+mod remote;
 mod scope;
 pub mod secret;
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -15,6 +17,7 @@ use chrono::Utc;
 pub use cache::{Answer, KeyCache, Lookup};
 pub use issue::{issue_key, prepare_key, IssuedKey, NewKey, NewKeyError};
 pub use principal::Principal;
+pub use remote::{RemoteAuth, RemoteError, Verdict};
 pub use scope::{allows, Period, RateLimit, Scope};
 
 use crate::cache::SharedCache;
@@ -35,6 +38,40 @@ pub enum AuthError {
     InsufficientScope { needed: Scope },
     #[error("the API key cannot be checked right now")]
     Unavailable,
+    #[error("the auth service is rate limiting; retry later")]
+    RateLimited { retry_after: std::time::Duration },
+    #[error("the account behind the API key has insufficient balance")]
+    InsufficientBalance,
+}
+
+/// Why no lookup result came back from the key's source.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{0}")]
+    Unavailable(String),
+    /// Already logged when the circuit opened.
+    #[error("circuit open")]
+    CircuitOpen,
+    #[error("rate limited by the auth service")]
+    RateLimited(std::time::Duration),
+}
+
+impl<E: std::fmt::Display> From<CallError<E>> for LoadError {
+    fn from(err: CallError<E>) -> Self {
+        match err {
+            CallError::Open { .. } => LoadError::CircuitOpen,
+            other => LoadError::Unavailable(other.to_string()),
+        }
+    }
+}
+
+/// Where keys are validated.
+#[derive(Clone)]
+enum Source {
+    /// The local store (SQLite or PostgreSQL), guarded by the `database` dependency.
+    Local,
+    /// The remote auth service.
+    Remote(RemoteAuth),
 }
 
 /// Validates keys against the local store, through the in-process cache (L1) and, when
@@ -45,6 +82,7 @@ pub struct Authenticator {
     database: Arc<Dependency>,
     cache: KeyCache,
     shared: Option<SharedCache>,
+    source: Source,
     /// Requests answered from a stale entry because the source could not answer.
     stale_served: Arc<AtomicU64>,
 }
@@ -62,6 +100,7 @@ impl Authenticator {
                 config.negative_ttl,
             ),
             shared: None,
+            source: Source::Local,
             stale_served: Arc::new(AtomicU64::new(0)),
         }
     }
@@ -70,6 +109,19 @@ impl Authenticator {
     pub fn with_shared_cache(mut self, shared: SharedCache) -> Authenticator {
         self.shared = Some(shared);
         self
+    }
+
+    /// Validates keys with the remote auth service instead of the local store.
+    pub fn with_remote(mut self, remote: RemoteAuth) -> Authenticator {
+        self.source = Source::Remote(remote);
+        self
+    }
+
+    pub fn remote(&self) -> Option<&RemoteAuth> {
+        match &self.source {
+            Source::Remote(remote) => Some(remote),
+            Source::Local => None,
+        }
     }
 
     pub fn shared_cache(&self) -> Option<&SharedCache> {
@@ -81,18 +133,23 @@ impl Authenticator {
         self.cache.clone()
     }
 
-    pub async fn authenticate(&self, key: &str) -> Result<Arc<Principal>, AuthError> {
+    pub async fn authenticate(
+        &self,
+        key: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Arc<Principal>, AuthError> {
         let key_hash = secret::hash(key);
         let answer = self
             .cache
-            .get_or_load(&key_hash, self.load(&key_hash))
+            .get_or_load(&key_hash, self.load(key, &key_hash, client_ip))
             .await
-            .map_err(|err| {
-                // An open breaker is already logged once when it opened; do not log per request.
-                if !matches!(err, CallError::Open { .. }) {
-                    tracing::warn!(error = %err, key_prefix = %secret::display_prefix(key), "key lookup failed");
+            .map_err(|err| match err {
+                LoadError::RateLimited(retry_after) => AuthError::RateLimited { retry_after },
+                LoadError::CircuitOpen => AuthError::Unavailable,
+                LoadError::Unavailable(reason) => {
+                    tracing::warn!(error = %reason, key_prefix = %secret::display_prefix(key), "key lookup failed");
+                    AuthError::Unavailable
                 }
-                AuthError::Unavailable
             })?;
         let lookup = match answer {
             Answer::Current(lookup) => lookup,
@@ -103,8 +160,12 @@ impl Authenticator {
         };
         match lookup {
             // A cached principal can expire while cached; the check is per request.
-            Lookup::Valid(principal) if !principal.is_expired(Utc::now()) => Ok(principal),
-            _ => Err(AuthError::Invalid),
+            Lookup::Valid(principal) if principal.is_expired(Utc::now()) => Err(AuthError::Invalid),
+            Lookup::Valid(principal) if !principal.has_sufficient_balance => {
+                Err(AuthError::InsufficientBalance)
+            }
+            Lookup::Valid(principal) => Ok(principal),
+            Lookup::Unknown => Err(AuthError::Invalid),
         }
     }
 
@@ -113,21 +174,39 @@ impl Authenticator {
         self.stale_served.load(Ordering::Relaxed)
     }
 
-    async fn load(&self, key_hash: &str) -> Result<Lookup, CallError<StoreError>> {
+    /// L2, then the source; a valid answer from the source is copied to L2 in the background.
+    async fn load(
+        &self,
+        key: &str,
+        key_hash: &str,
+        client_ip: Option<IpAddr>,
+    ) -> Result<Lookup, LoadError> {
         if let Some(shared) = &self.shared {
             if let Some(principal) = shared.get(key_hash).await {
                 return Ok(Lookup::Valid(Arc::new(principal)));
             }
         }
-        let record = self
-            .database
-            .call(self.store.find_key_by_hash(key_hash))
-            .await?;
-        let principal = record.and_then(|r| Principal::from_record(&r, Utc::now()));
-        if let (Some(principal), Some(shared)) = (&principal, &self.shared) {
+        let lookup = match &self.source {
+            Source::Local => {
+                let record = self
+                    .database
+                    .call(self.store.find_key_by_hash(key_hash))
+                    .await?;
+                record
+                    .and_then(|r| Principal::from_record(&r, Utc::now()))
+                    .map_or(Lookup::Unknown, |p| Lookup::Valid(Arc::new(p)))
+            }
+            Source::Remote(remote) => match remote.validate(key, client_ip).await? {
+                Verdict::Known(lookup) => lookup,
+                Verdict::RateLimited { retry_after } => {
+                    return Err(LoadError::RateLimited(retry_after))
+                }
+            },
+        };
+        if let (Lookup::Valid(principal), Some(shared)) = (&lookup, &self.shared) {
             shared.put(key_hash, principal);
         }
-        Ok(principal.map_or(Lookup::Unknown, |p| Lookup::Valid(Arc::new(p))))
+        Ok(lookup)
     }
 
     /// Revokes in the store and forgets the key here at once.

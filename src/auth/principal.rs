@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::{RateLimit, Scope};
 use crate::store::ApiKeyRecord;
 
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Principal {
     pub key_id: String,
     pub name: String,
@@ -14,6 +14,20 @@ pub struct Principal {
     pub scopes: Vec<Scope>,
     pub rate_limit: Option<RateLimit>,
     pub expires_at: Option<DateTime<Utc>>,
+    /// The account behind the key, when the remote auth service names one.
+    #[serde(default)]
+    pub user_id: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+    #[serde(default)]
+    pub balance: Option<f64>,
+    /// False when the remote auth service says the account cannot pay (402).
+    #[serde(default = "yes")]
+    pub has_sufficient_balance: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Principal {
@@ -26,6 +40,10 @@ impl Principal {
             scopes: record.scopes.clone(),
             rate_limit: record.rate_limit,
             expires_at: record.expires_at,
+            user_id: None,
+            email: None,
+            balance: None,
+            has_sufficient_balance: true,
         };
         (record.revoked_at.is_none() && !principal.is_expired(now)).then_some(principal)
     }

@@ -84,6 +84,9 @@ pub struct AuthConfig {
     pub service_url: Option<String>,
     /// `service_id` sent to the remote auth service.
     pub service_id: String,
+    /// Longest a call to the remote auth service may take (also bounded by the request deadline).
+    #[serde(with = "humantime_serde")]
+    pub service_timeout: Duration,
     /// How long a validated key is trusted without asking the source again.
     #[serde(with = "humantime_serde")]
     pub cache_ttl: Duration,
@@ -160,6 +163,7 @@ impl Default for AuthConfig {
         AuthConfig {
             service_url: None,
             service_id: "platform".into(),
+            service_timeout: Duration::from_millis(300),
             cache_ttl: Duration::from_secs(30),
             stale_horizon: Duration::from_secs(600),
             shared_ttl: Duration::from_secs(300),

@@ -1,8 +1,9 @@
 //! Authentication and authorization middleware.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
@@ -35,7 +36,11 @@ pub async fn authenticate(
         request.uri().query(),
         state.config.auth.allow_query_key,
     )?;
-    let principal = state.auth.authenticate(&key).await?;
+    let client_ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| info.0.ip());
+    let principal = state.auth.authenticate(&key, client_ip).await?;
     tracing::Span::current().record("key_id", principal.key_id.as_str());
     request.extensions_mut().insert(principal);
     Ok(next.run(request).await)

@@ -9,7 +9,7 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Value};
 
 use super::AppState;
-use crate::resilience::BreakerState;
+use crate::resilience::{BreakerState, Dependency};
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -45,15 +45,17 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
     let database_ok = state.database.call(state.store.ping()).await.is_ok();
     let models_ok = !state.models.is_empty();
     let label = |ok: bool| if ok { "healthy" } else { "unhealthy" };
-    // Redis is optional: its trouble degrades the service, it never makes it unhealthy.
-    let redis = state
-        .auth
-        .shared_cache()
-        .map(|shared| shared.dependency().status().breaker == BreakerState::Closed);
-    let overall = match (database_ok && models_ok, redis) {
-        (false, _) => "unhealthy",
-        (true, Some(false)) => "degraded",
-        (true, _) => "healthy",
+    // Redis and the auth service degrade the service when down, never make it unhealthy:
+    // cached keys keep working. Their state comes from memory (the breaker), not a new call.
+    let up = |dependency: &Dependency| dependency.status().breaker == BreakerState::Closed;
+    let redis = state.auth.shared_cache().map(|c| up(c.dependency()));
+    let auth_service = state.auth.remote().map(|r| up(r.dependency()));
+    let overall = if !(database_ok && models_ok) {
+        "unhealthy"
+    } else if redis == Some(false) || auth_service == Some(false) {
+        "degraded"
+    } else {
+        "healthy"
     };
     let status = if overall == "unhealthy" {
         StatusCode::SERVICE_UNAVAILABLE
@@ -69,6 +71,7 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) 
             "database": label(database_ok),
             "models": label(models_ok),
             "redis": redis.map_or("disabled", label),
+            "auth_service": auth_service.map_or("disabled", label),
         },
         "check_ms": started.elapsed().as_secs_f64() * 1e3,
     });

@@ -144,6 +144,22 @@ impl From<AuthError> for ApiError {
                 "Insufficient scope",
                 format!("{detail}."),
             ),
+            AuthError::RateLimited { retry_after } => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "Rate limited",
+                "Too many requests for this key; retry after the given delay.",
+            )
+            .with_header(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after.as_secs().max(1)),
+            ),
+            AuthError::InsufficientBalance => ApiError::new(
+                StatusCode::PAYMENT_REQUIRED,
+                "insufficient_balance",
+                "Insufficient balance",
+                "The account behind this API key has insufficient balance.",
+            ),
             AuthError::Unavailable => ApiError::unavailable(
                 "auth_unavailable",
                 "Authentication unavailable",

@@ -1,6 +1,7 @@
 //! Shared test harness: a real server on an ephemeral port with a fresh database per test.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod auth_stub;
 pub mod chaos;
 
 use std::net::SocketAddr;

@@ -1,0 +1,128 @@
+//! An in-test HTTP server implementing the remote auth service's contract.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+/// What the stub answers for one key: a status and a raw body.
+#[derive(Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+}
+
+#[derive(Default)]
+struct Shared {
+    replies: Mutex<HashMap<String, Reply>>,
+    calls: AtomicUsize,
+    last_request: Mutex<Option<(String, Value)>>,
+    delay: Mutex<Duration>,
+}
+
+#[derive(Clone)]
+pub struct AuthStub {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+/// The service's usual answer for a valid key.
+pub fn valid_body(key_id: &str) -> Value {
+    json!({
+        "user": {"id": 42, "email": "ada@example.com"},
+        "key_id": key_id,
+        "scopes": ["predict"],
+        "rate_limit_per_hour": 500,
+        "has_sufficient_balance": true,
+        "balance": 12.5
+    })
+}
+
+impl AuthStub {
+    pub async fn start() -> AuthStub {
+        let shared = Arc::new(Shared::default());
+        let router = Router::new()
+            .route("/api/v1/keys/validate", post(validate))
+            .with_state(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind stub");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        AuthStub { addr, shared }
+    }
+
+    pub fn reply(&self, key: &str, status: u16, body: impl Into<String>) {
+        let reply = Reply {
+            status,
+            body: body.into(),
+        };
+        self.shared
+            .replies
+            .lock()
+            .expect("lock")
+            .insert(key.to_string(), reply);
+    }
+
+    pub fn accept(&self, key: &str, key_id: &str) {
+        self.reply(key, 200, valid_body(key_id).to_string());
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        *self.shared.delay.lock().expect("lock") = delay;
+    }
+
+    pub fn calls(&self) -> usize {
+        self.shared.calls.load(Ordering::SeqCst)
+    }
+
+    /// The Authorization header and JSON body of the last call.
+    pub fn last_request(&self) -> Option<(String, Value)> {
+        self.shared.last_request.lock().expect("lock").clone()
+    }
+}
+
+async fn validate(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    shared.calls.fetch_add(1, Ordering::SeqCst);
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    *shared.last_request.lock().expect("lock") = Some((authorization.clone(), body));
+    let delay = *shared.delay.lock().expect("lock");
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let key = authorization.strip_prefix("Bearer ").unwrap_or_default();
+    let reply = shared.replies.lock().expect("lock").get(key).cloned();
+    let Some(reply) = reply else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"detail": "Invalid API key"})),
+        )
+            .into_response();
+    };
+    let status = StatusCode::from_u16(reply.status).expect("status");
+    let mut response = (status, [("content-type", "application/json")], reply.body).into_response();
+    if reply.status == 429 {
+        response
+            .headers_mut()
+            .insert("retry-after", "7".parse().expect("header"));
+    }
+    response
+}
