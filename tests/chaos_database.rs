@@ -132,6 +132,49 @@ async fn reset() {
 }
 
 #[tokio::test]
+async fn connect_never_completes() {
+    store_fault_costs_requests_nothing(Fault::ConnectHang).await;
+}
+
+#[tokio::test]
+async fn flapping() {
+    let (app, proxy) = app_behind_proxy().await;
+    let warm = app.key(&[Scope::Predict]).await;
+    assert_eq!(timed_predict(&app, &warm).await.0, 200);
+    // Keys are issued through the same (soon flapping) store, so issue them first.
+    let mut unseen = Vec::new();
+    for _ in 0..60 {
+        unseen.push(app.key(&[Scope::Predict]).await);
+    }
+    let flap = proxy.flap(Fault::Silent, Duration::from_millis(250));
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        let (status, took, _) = timed_predict(&app, &warm).await;
+        assert_eq!(status, 200);
+        assert!(took < Duration::from_millis(100), "warm key took {took:?}");
+        let Some(cold) = unseen.pop() else { break };
+        let (status, took, _) = timed_predict(&app, &cold).await;
+        assert!(status == 200 || status == 503, "unseen key got {status}");
+        assert!(
+            took < Duration::from_millis(300),
+            "unseen key took {took:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    flap.stop();
+    let cold = unseen.pop().expect("a key left for after the flapping");
+    let healed = Instant::now();
+    while timed_predict(&app, &cold).await.0 != 200 {
+        assert!(
+            healed.elapsed() < Duration::from_secs(5),
+            "no recovery after flapping"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn stale_entries_are_served_within_the_horizon_while_the_store_is_down() {
     let (app, proxy) = app_behind_proxy_with(|c| {
         c.auth.cache_ttl = Duration::from_millis(300);

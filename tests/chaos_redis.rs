@@ -128,6 +128,44 @@ async fn reset() {
 }
 
 #[tokio::test]
+async fn connect_never_completes() {
+    redis_fault_costs_requests_nothing(Fault::ConnectHang).await;
+}
+
+#[tokio::test]
+async fn flapping() {
+    let proxy = ChaosProxy::start(REDIS.parse().expect("addr")).await;
+    let app = app_with_redis(proxy.addr().to_string()).await;
+    let warm = app.predict_key().await;
+    assert_eq!(timed_status(&app, &warm).await.0, 200);
+    let flap = proxy.flap(Fault::Silent, Duration::from_millis(250));
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        for key in [warm.clone(), app.predict_key().await] {
+            let (status, took) = timed_status(&app, &key).await;
+            assert_eq!(status, 200, "only Redis flaps: every valid key gets 200");
+            assert!(took < Duration::from_millis(100), "request took {took:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    flap.stop();
+    let healed = Instant::now();
+    loop {
+        let cold = app.predict_key().await;
+        assert_eq!(timed_status(&app, &cold).await.0, 200);
+        if redis_breaker(&app) == BreakerState::Closed {
+            break;
+        }
+        assert!(
+            healed.elapsed() < Duration::from_secs(5),
+            "Redis breaker stuck after flapping"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn revocation_reaches_other_instances_through_pubsub() {
     let _ = direct_redis().await;
     let first = app_with_redis(REDIS.to_string()).await;

@@ -194,3 +194,46 @@ async fn chaos_refused() {
 async fn chaos_reset() {
     service_fault_costs_requests_nothing(Fault::Reset).await;
 }
+
+#[tokio::test]
+async fn chaos_connect_never_completes() {
+    service_fault_costs_requests_nothing(Fault::ConnectHang).await;
+}
+
+#[tokio::test]
+async fn chaos_flapping() {
+    let stub = AuthStub::start().await;
+    let proxy = ChaosProxy::start(stub.addr).await;
+    let app = app_with_auth_service(proxy.addr()).await;
+    stub.accept("warm", "k-warm");
+    assert_eq!(predict(&app, "warm").await.0, 200);
+    let flap = proxy.flap(Fault::Silent, Duration::from_millis(250));
+    let until = Instant::now() + Duration::from_secs(2);
+    let mut n = 0;
+    while Instant::now() < until {
+        let (status, took, _) = predict(&app, "warm").await;
+        assert_eq!(status, 200);
+        assert!(took < Duration::from_millis(100), "warm key took {took:?}");
+        n += 1;
+        let cold = format!("cold-{n}");
+        stub.accept(&cold, &cold);
+        let (status, took, _) = predict(&app, &cold).await;
+        assert!(status == 200 || status == 503, "unseen key got {status}");
+        assert!(
+            took < Duration::from_millis(300),
+            "unseen key took {took:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    flap.stop();
+    stub.accept("after", "k-after");
+    let healed = Instant::now();
+    while predict(&app, "after").await.0 != 200 {
+        assert!(
+            healed.elapsed() < Duration::from_secs(5),
+            "no recovery after flapping"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.stop().await;
+}

@@ -25,6 +25,9 @@ pub enum Fault {
     Refused,
     /// Connections are accepted and reset at once; existing ones are reset.
     Reset,
+    /// New connections never complete their handshake (the accept queue is full, SYNs are
+    /// dropped); existing ones stall as with `Silent`.
+    ConnectHang,
 }
 
 pub struct ChaosProxy {
@@ -64,8 +67,39 @@ impl ChaosProxy {
         self.fault.send_replace(fault);
     }
 
+    /// Alternates between `fault` and health every `period` until the returned task is
+    /// aborted (then leaves the proxy healthy).
+    pub fn flap(&self, fault: Fault, period: Duration) -> Flapping {
+        let sender = self.fault.clone();
+        let task = tokio::spawn(async move {
+            let mut faulty = false;
+            loop {
+                faulty = !faulty;
+                sender.send_replace(if faulty { fault } else { Fault::None });
+                tokio::time::sleep(period).await;
+            }
+        });
+        Flapping {
+            task,
+            fault: self.fault.clone(),
+        }
+    }
+
     pub fn upstream_bytes(&self) -> u64 {
         self.upstream_bytes.load(Ordering::SeqCst)
+    }
+}
+
+/// A running flap; stopping it leaves the proxy healthy.
+pub struct Flapping {
+    task: tokio::task::JoinHandle<()>,
+    fault: watch::Sender<Fault>,
+}
+
+impl Flapping {
+    pub fn stop(self) {
+        self.task.abort();
+        self.fault.send_replace(Fault::None);
     }
 }
 
@@ -94,6 +128,16 @@ async fn accept_loop(
             }
             continue;
         }
+        if current == Fault::ConnectHang {
+            listener = None;
+            let jammed = jam(addr).await;
+            let changed = changes.changed().await;
+            drop(jammed);
+            if changed.is_err() {
+                return;
+            }
+            continue;
+        }
         let Some(active) = listener.as_ref() else {
             match TcpListener::bind(addr).await {
                 Ok(bound) => listener = Some(bound),
@@ -113,6 +157,22 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// A listener on `addr` whose accept queue is full and never drained: further connects hang.
+async fn jam(addr: SocketAddr) -> Option<(std::net::TcpListener, Vec<TcpStream>)> {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).ok()?;
+    socket.set_reuse_address(true).ok()?;
+    socket.bind(&addr.into()).ok()?;
+    socket.listen(0).ok()?;
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        match tokio::time::timeout(Duration::from_millis(50), TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => fillers.push(stream),
+            _ => break,
+        }
+    }
+    Some((socket.into(), fillers))
 }
 
 fn reset(stream: TcpStream) {
@@ -137,7 +197,7 @@ async fn serve(
         match current {
             Fault::None | Fault::Latency(_) => break TcpStream::connect(target).await.ok(),
             Fault::Reset | Fault::Refused => break None,
-            Fault::Silent => {
+            Fault::Silent | Fault::ConnectHang => {
                 // Hold the client without answering until the fault changes.
                 if fault.changed().await.is_err() {
                     break None;
@@ -190,7 +250,7 @@ async fn pump(
         loop {
             let current = *fault.borrow_and_update();
             match current {
-                Fault::Silent => {
+                Fault::Silent | Fault::ConnectHang => {
                     if fault.changed().await.is_err() {
                         return;
                     }
