@@ -32,6 +32,42 @@ fn entry_key(key_hash: &str) -> String {
 pub enum CacheError {
     #[error("invalid Redis URL: {0}")]
     Url(String),
+    #[error("cannot read redis.tls_ca_file {path}: {message}")]
+    CaFile { path: String, message: String },
+}
+
+/// The Redis client for `url`: `rediss://` verifies the server's certificate against the
+/// system's roots, or `redis.tls_ca_file`, unless verification is explicitly turned off.
+fn client(config: &RedisConfig, url: &str) -> Result<redis::Client, CacheError> {
+    // The client's own error text can echo the URL, password included; say only what kind.
+    let kind = |e: redis::RedisError| CacheError::Url(format!("{:?}", e.kind()));
+    let tls = url.to_ascii_lowercase().starts_with("rediss://");
+    if tls && config.tls_insecure {
+        tracing::warn!(
+            "redis.tls_insecure is set: the Redis server's TLS certificate is NOT verified; \
+             anyone on the network path can impersonate it and read API key hashes"
+        );
+        let insecure = if url.contains('#') {
+            url.to_string()
+        } else {
+            format!("{url}#insecure")
+        };
+        return redis::Client::open(insecure).map_err(kind);
+    }
+    match (&config.tls_ca_file, tls) {
+        (Some(path), true) => {
+            let root_cert = std::fs::read(path).map_err(|e| CacheError::CaFile {
+                path: path.display().to_string(),
+                message: e.to_string(),
+            })?;
+            let certificates = redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(root_cert),
+            };
+            redis::Client::build_with_tls(url, certificates).map_err(kind)
+        }
+        _ => redis::Client::open(url).map_err(kind),
+    }
 }
 
 /// The shared auth cache. Cheap to clone.
@@ -52,9 +88,7 @@ impl SharedCache {
         breaker: BreakerConfig,
         ttl: Duration,
     ) -> Result<SharedCache, CacheError> {
-        // The client's own error text can echo the URL, password included; say only what kind.
-        let client =
-            redis::Client::open(url).map_err(|e| CacheError::Url(format!("{:?}", e.kind())))?;
+        let client = client(config, url)?;
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.write_timeout))

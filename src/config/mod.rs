@@ -63,6 +63,12 @@ pub struct RedisConfig {
     /// Longest a background write (cache fill, revocation) may take.
     #[serde(with = "humantime_serde")]
     pub write_timeout: Duration,
+    /// PEM file of the CA that signed the Redis server's certificate (`rediss://`), instead of
+    /// the system's trust store.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_ca_file: Option<PathBuf>,
+    /// Skip certificate verification for `rediss://`. Dangerous; logged loudly at start.
+    pub tls_insecure: bool,
 }
 
 impl Default for RedisConfig {
@@ -72,6 +78,8 @@ impl Default for RedisConfig {
             connect_timeout: Duration::from_millis(200),
             command_timeout: Duration::from_millis(25),
             write_timeout: Duration::from_millis(250),
+            tls_ca_file: None,
+            tls_insecure: false,
         }
     }
 }
@@ -271,6 +279,11 @@ impl Config {
                 "redis.url",
                 url_with(&self.redis.url, &["redis", "rediss", "unix"]),
                 "expected a redis://, rediss:// or unix:// URL, or host[:port]",
+            ),
+            (
+                "redis.tls_ca_file",
+                self.redis.tls_ca_file.as_ref().is_none_or(|f| f.is_file()),
+                "expected a readable PEM file",
             ),
             (
                 "auth.service_url",
