@@ -231,3 +231,42 @@ async fn serve_is_ready_at_once_with_redis_blackholed() {
     );
     app.stop().await;
 }
+
+#[tokio::test]
+async fn redis_that_appears_after_start_is_used_within_seconds() {
+    let proxy = ChaosProxy::start(REDIS.parse().expect("addr")).await;
+    proxy.set(Fault::Refused);
+    let app = app_with_redis(proxy.addr().to_string()).await;
+    let key = app.predict_key().await;
+    assert_eq!(
+        timed_status(&app, &key).await.0,
+        200,
+        "no Redis yet: the store answers"
+    );
+
+    proxy.set(Fault::None);
+    let appeared = Instant::now();
+    loop {
+        let cold = app.predict_key().await;
+        assert_eq!(timed_status(&app, &cold).await.0, 200);
+        let status = app
+            .state
+            .auth
+            .shared_cache()
+            .expect("redis")
+            .dependency()
+            .status();
+        if status.breaker == BreakerState::Closed
+            && status.last_success.is_some()
+            && proxy.upstream_bytes() > 0
+        {
+            break;
+        }
+        assert!(
+            appeared.elapsed() < Duration::from_secs(5),
+            "Redis not used within 5 s of appearing: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.stop().await;
+}
