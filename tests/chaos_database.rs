@@ -112,31 +112,6 @@ async fn store_fault_costs_requests_nothing(fault: Fault) {
 }
 
 #[tokio::test]
-async fn latency_2s() {
-    store_fault_costs_requests_nothing(Fault::Latency(Duration::from_secs(2))).await;
-}
-
-#[tokio::test]
-async fn silent() {
-    store_fault_costs_requests_nothing(Fault::Silent).await;
-}
-
-#[tokio::test]
-async fn refused() {
-    store_fault_costs_requests_nothing(Fault::Refused).await;
-}
-
-#[tokio::test]
-async fn reset() {
-    store_fault_costs_requests_nothing(Fault::Reset).await;
-}
-
-#[tokio::test]
-async fn connect_never_completes() {
-    store_fault_costs_requests_nothing(Fault::ConnectHang).await;
-}
-
-#[tokio::test]
 async fn flapping() {
     let (app, proxy) = app_behind_proxy().await;
     let warm = app.key(&[Scope::Predict]).await;
@@ -206,3 +181,5 @@ async fn stale_entries_are_served_within_the_horizon_while_the_store_is_down() {
     proxy.set(Fault::None);
     app.stop().await;
 }
+
+every_fault!(store_fault_costs_requests_nothing);

@@ -39,13 +39,7 @@ async fn timed_status(app: &TestApp, key: &str) -> (u16, Duration) {
 }
 
 fn redis_breaker(app: &TestApp) -> BreakerState {
-    app.state
-        .auth
-        .shared_cache()
-        .expect("redis configured")
-        .dependency()
-        .status()
-        .breaker
+    app.redis_status().breaker
 }
 
 async fn redis_fault_costs_requests_nothing(fault: Fault) {
@@ -105,31 +99,6 @@ async fn redis_fault_costs_requests_nothing(fault: Fault) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     app.stop().await;
-}
-
-#[tokio::test]
-async fn latency_2s() {
-    redis_fault_costs_requests_nothing(Fault::Latency(Duration::from_secs(2))).await;
-}
-
-#[tokio::test]
-async fn silent() {
-    redis_fault_costs_requests_nothing(Fault::Silent).await;
-}
-
-#[tokio::test]
-async fn refused() {
-    redis_fault_costs_requests_nothing(Fault::Refused).await;
-}
-
-#[tokio::test]
-async fn reset() {
-    redis_fault_costs_requests_nothing(Fault::Reset).await;
-}
-
-#[tokio::test]
-async fn connect_never_completes() {
-    redis_fault_costs_requests_nothing(Fault::ConnectHang).await;
 }
 
 #[tokio::test]
@@ -270,3 +239,5 @@ async fn redis_that_appears_after_start_is_used_within_seconds() {
     }
     app.stop().await;
 }
+
+every_fault!(redis_fault_costs_requests_nothing);

@@ -168,12 +168,7 @@ async fn redis_status_after_traffic(app: &TestApp) -> DependencyStatus {
         "Redis trouble must never fail a request"
     );
     tokio::time::sleep(Duration::from_millis(400)).await;
-    app.state
-        .auth
-        .shared_cache()
-        .expect("redis configured")
-        .dependency()
-        .status()
+    app.redis_status()
 }
 
 #[tokio::test]

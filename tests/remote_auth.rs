@@ -176,31 +176,6 @@ async fn service_fault_costs_requests_nothing(fault: Fault) {
 }
 
 #[tokio::test]
-async fn chaos_latency_2s() {
-    service_fault_costs_requests_nothing(Fault::Latency(Duration::from_secs(2))).await;
-}
-
-#[tokio::test]
-async fn chaos_silent() {
-    service_fault_costs_requests_nothing(Fault::Silent).await;
-}
-
-#[tokio::test]
-async fn chaos_refused() {
-    service_fault_costs_requests_nothing(Fault::Refused).await;
-}
-
-#[tokio::test]
-async fn chaos_reset() {
-    service_fault_costs_requests_nothing(Fault::Reset).await;
-}
-
-#[tokio::test]
-async fn chaos_connect_never_completes() {
-    service_fault_costs_requests_nothing(Fault::ConnectHang).await;
-}
-
-#[tokio::test]
 async fn chaos_flapping() {
     let stub = AuthStub::start().await;
     let proxy = ChaosProxy::start(stub.addr).await;
@@ -237,3 +212,5 @@ async fn chaos_flapping() {
     }
     app.stop().await;
 }
+
+every_fault!(service_fault_costs_requests_nothing);

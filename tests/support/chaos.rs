@@ -271,3 +271,39 @@ async fn pump(
         }
     }
 }
+
+/// One `#[tokio::test]` per network fault, each running `$scenario(fault)`.
+#[macro_export]
+macro_rules! every_fault {
+    ($scenario:ident) => {
+        mod every_fault {
+            use super::support::chaos::Fault;
+            use std::time::Duration;
+
+            #[tokio::test]
+            async fn latency_2s() {
+                super::$scenario(Fault::Latency(Duration::from_secs(2))).await;
+            }
+
+            #[tokio::test]
+            async fn silent() {
+                super::$scenario(Fault::Silent).await;
+            }
+
+            #[tokio::test]
+            async fn refused() {
+                super::$scenario(Fault::Refused).await;
+            }
+
+            #[tokio::test]
+            async fn reset() {
+                super::$scenario(Fault::Reset).await;
+            }
+
+            #[tokio::test]
+            async fn connect_never_completes() {
+                super::$scenario(Fault::ConnectHang).await;
+            }
+        }
+    };
+}

@@ -161,6 +161,16 @@ impl TestApp {
         }
     }
 
+    /// What the app knows about Redis right now (panics if Redis is not configured).
+    pub fn redis_status(&self) -> modelgate::resilience::DependencyStatus {
+        self.state
+            .auth
+            .shared_cache()
+            .expect("redis configured")
+            .dependency()
+            .status()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
