@@ -50,6 +50,8 @@ pub struct App {
 impl App {
     pub async fn build(config: Config) -> Result<App, StartError> {
         config.require_models_dir()?;
+        // Installed before anything records, so that no early sample is lost.
+        crate::metrics::handle();
         let models = ModelRegistry::load_dir(&config.models_dir)?;
         let store = Store::open(&config.database).await?;
         let listener =

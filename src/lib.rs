@@ -6,6 +6,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod metrics;
 pub mod models;
 pub mod resilience;
 pub mod store;

@@ -409,3 +409,59 @@ async fn openapi_describes_every_route() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn metrics_are_exposed_in_prometheus_text() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let key = app.predict_key().await;
+    for _ in 0..2 {
+        let response = app.post_json(PREDICT, &key, &json!({"inputs": {}})).await;
+        assert_eq!(response.status(), 200);
+    }
+    assert_eq!(app.get("/api/v1/models", None).await.status(), 401);
+    let response = app.get("/metrics", None).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .is_ok_and(|ct| ct.starts_with("text/plain")));
+    let text = response.text().await.expect("text");
+    let has = |metric: &str, labels: &[&str]| {
+        text.lines()
+            .any(|line| line.starts_with(metric) && labels.iter().all(|label| line.contains(label)))
+    };
+    assert!(
+        has(
+            "modelgate_http_requests_total",
+            &[
+                "route=\"/api/v1/models/{id}/predict\"",
+                "status=\"200\"",
+                "method=\"POST\""
+            ]
+        ),
+        "{text}"
+    );
+    assert!(has(
+        "modelgate_http_requests_total",
+        &["route=\"/api/v1/models\"", "status=\"401\""]
+    ));
+    assert!(has(
+        "modelgate_http_request_duration_seconds_bucket",
+        &["le=\"0.005\""]
+    ));
+    assert!(has(
+        "modelgate_inference_duration_seconds_bucket",
+        &["model=\"21\""]
+    ));
+    assert!(has("modelgate_auth_lookups_total", &["tier=\"source\""]));
+    assert!(has("modelgate_auth_lookups_total", &["tier=\"l1\""]));
+    assert!(
+        has(
+            "modelgate_dependency_call_duration_seconds_bucket",
+            &["dependency=\"database\"", "outcome=\"ok\""]
+        ),
+        "{text}"
+    );
+    assert!(has("modelgate_dependency_up", &["dependency=\"database\""]));
+    assert!(!text.contains(&key), "a key must never reach the metrics");
+    app.stop().await;
+}

@@ -24,8 +24,10 @@ pub enum Lookup {
 /// What the cache answered with.
 #[derive(Debug, Clone)]
 pub enum Answer {
-    /// From a fresh entry or a successful load.
-    Current(Lookup),
+    /// From a fresh entry, without asking anyone.
+    Cached(Lookup),
+    /// From a load just made (by this caller or a concurrent one for the same key).
+    Loaded(Lookup),
     /// The source failed; this valid entry is past its fresh TTL but within the stale horizon.
     Stale(Arc<Principal>),
 }
@@ -102,7 +104,7 @@ impl KeyCache {
     {
         let cached = self.entries.get(key_hash).await;
         if let Some(entry) = cached.as_ref().filter(|e| self.is_fresh(e)) {
-            return Ok(Answer::Current(entry.lookup.clone()));
+            return Ok(Answer::Cached(entry.lookup.clone()));
         }
         let computed = self
             .entries
@@ -121,8 +123,8 @@ impl KeyCache {
             .await;
         match computed {
             Ok(result) => match result.into_entry() {
-                Some(entry) => Ok(Answer::Current(entry.into_value().lookup)),
-                None => Ok(Answer::Current(Lookup::Unknown)),
+                Some(entry) => Ok(Answer::Loaded(entry.into_value().lookup)),
+                None => Ok(Answer::Loaded(Lookup::Unknown)),
             },
             Err(err) => match cached.map(|e| e.lookup) {
                 Some(Lookup::Valid(principal)) => Ok(Answer::Stale(principal)),

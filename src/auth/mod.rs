@@ -1,4 +1,5 @@
-//! API key authentication: extraction, hashing, the principal, and the cache in front of the store.
+//! API key authentication: extraction, hashing, the principal, the caches (L1 in process,
+//! L2 in Redis) and the key's source (the local store or the remote auth service).
 
 mod cache;
 pub mod extract;
@@ -17,7 +18,8 @@ use chrono::Utc;
 pub use cache::{Answer, KeyCache, Lookup};
 pub use issue::{issue_key, prepare_key, IssuedKey, NewKey, NewKeyError};
 pub use principal::Principal;
-pub use remote::{RemoteAuth, RemoteError, Verdict};
+pub use remote::RemoteAuth;
+use remote::Verdict;
 pub use scope::{allows, Period, RateLimit, Scope};
 
 use crate::cache::SharedCache;
@@ -63,6 +65,11 @@ impl<E: std::fmt::Display> From<CallError<E>> for LoadError {
             other => LoadError::Unavailable(other.to_string()),
         }
     }
+}
+
+/// Counts where a key's validity came from: `l1`, `l2`, `source` or `stale`.
+fn count_lookup(tier: &'static str) {
+    metrics::counter!(crate::metrics::AUTH_LOOKUPS, "tier" => tier).increment(1);
 }
 
 /// Where keys are validated.
@@ -152,8 +159,14 @@ impl Authenticator {
                 }
             })?;
         let lookup = match answer {
-            Answer::Current(lookup) => lookup,
+            Answer::Cached(lookup) => {
+                count_lookup("l1");
+                lookup
+            }
+            // Loads are counted where they happen (L2 or the source).
+            Answer::Loaded(lookup) => lookup,
             Answer::Stale(principal) => {
+                count_lookup("stale");
                 self.stale_served.fetch_add(1, Ordering::Relaxed);
                 Lookup::Valid(principal)
             }
@@ -183,6 +196,7 @@ impl Authenticator {
     ) -> Result<Lookup, LoadError> {
         if let Some(shared) = &self.shared {
             if let Some(principal) = shared.get(key_hash).await {
+                count_lookup("l2");
                 return Ok(Lookup::Valid(Arc::new(principal)));
             }
         }
@@ -203,6 +217,7 @@ impl Authenticator {
                 }
             },
         };
+        count_lookup("source");
         if let (Lookup::Valid(principal), Some(shared)) = (&lookup, &self.shared) {
             shared.put(key_hash, principal);
         }

@@ -173,7 +173,10 @@ impl Model {
         if !errors.is_empty() {
             return Err(PredictError::Invalid(errors));
         }
+        let started = std::time::Instant::now();
         let scores = self.runtime.run(&features, width)?;
+        metrics::histogram!(crate::metrics::INFERENCE_DURATION, "model" => self.id.clone())
+            .record(started.elapsed().as_secs_f64());
         let per_row = self.runtime.outputs_per_row();
         if scores.len() != rows.len() * per_row {
             return Err(InferenceError::new(format!(

@@ -57,6 +57,7 @@ pub struct Dependency {
 
 impl Dependency {
     pub fn new(name: &'static str, timeout: Duration, breaker: BreakerConfig) -> Dependency {
+        metrics::gauge!(crate::metrics::BREAKER_STATE, "dependency" => name).set(0.0);
         Dependency {
             name,
             timeout,
@@ -91,6 +92,8 @@ impl Dependency {
         F: Future<Output = Result<T, E>>,
     {
         if !self.breaker.try_acquire() {
+            metrics::histogram!(crate::metrics::DEPENDENCY_CALLS, "dependency" => self.name, "outcome" => "open")
+                .record(0.0);
             return Err(CallError::Open {
                 dependency: self.name,
             });
@@ -108,6 +111,13 @@ impl Dependency {
                 timeout,
             }),
         };
+        let outcome_label = match &outcome {
+            Ok(_) => "ok",
+            Err(CallError::Timeout { .. }) => "timeout",
+            Err(_) => "error",
+        };
+        metrics::histogram!(crate::metrics::DEPENDENCY_CALLS, "dependency" => self.name, "outcome" => outcome_label)
+            .record(started.elapsed().as_secs_f64());
         self.observe(
             started.elapsed(),
             outcome.as_ref().err().map(|e| e.to_string()),
@@ -125,7 +135,21 @@ impl Dependency {
                 Some(message) => seen.last_error = Some((message.clone(), Utc::now())),
             }
         }
-        match self.breaker.record(success) {
+        metrics::gauge!(crate::metrics::DEPENDENCY_UP, "dependency" => self.name).set(if success {
+            1.0
+        } else {
+            0.0
+        });
+        let state = self.breaker.record(success);
+        if let Some(state) = state {
+            let value = match state {
+                BreakerState::Closed => 0.0,
+                BreakerState::HalfOpen => 1.0,
+                BreakerState::Open => 2.0,
+            };
+            metrics::gauge!(crate::metrics::BREAKER_STATE, "dependency" => self.name).set(value);
+        }
+        match state {
             Some(BreakerState::Open) => tracing::warn!(
                 dependency = self.name,
                 error = error.as_deref().unwrap_or_default(),
