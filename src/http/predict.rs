@@ -40,7 +40,14 @@ pub async fn predict(
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
     let model = state.models.get(&id).ok_or_else(|| model_not_found(&id))?;
-    let predictions = model.predict(&request.inputs)?;
+    let predictions = if model.may_block() {
+        let model = model.clone();
+        tokio::task::spawn_blocking(move || model.predict(&request.inputs))
+            .await
+            .map_err(|_| ApiError::internal("The model could not score this request."))??
+    } else {
+        model.predict(&request.inputs)?
+    };
     let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     tracing::debug!(model = %id, rows = predictions.len(), latency_ms, "predicted");
     Ok(Json(json!({

@@ -122,6 +122,12 @@ impl Model {
         self.runtime.engine()
     }
 
+    /// Whether scoring may take long enough (milliseconds) to stall an async worker: tract
+    /// graphs can be arbitrarily large; the tree evaluator takes microseconds per row.
+    pub fn may_block(&self) -> bool {
+        matches!(self.runtime, Runtime::Tract { .. })
+    }
+
     /// Validates and scores `inputs`: one JSON object, or an array of up to `max_batch_size`.
     pub fn predict(&self, inputs: &Value) -> Result<Predictions, PredictError> {
         match inputs {
