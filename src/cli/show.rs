@@ -31,21 +31,7 @@ pub fn models(command: ModelsCommand, config: &Config) -> Result<(), Failure> {
     let registry =
         ModelRegistry::load_dir(&config.models_dir).map_err(|e| Failure::usage(e.to_string()))?;
     if json {
-        let models: Vec<_> = registry
-            .all()
-            .map(|m| {
-                let manifest = m.manifest();
-                json!({
-                    "id": m.id(),
-                    "name": manifest.name,
-                    "version": manifest.version,
-                    "kind": manifest.kind,
-                    "engine": m.engine(),
-                    "inputs": manifest.inputs.len(),
-                    "max_batch_size": manifest.max_batch_size,
-                })
-            })
-            .collect();
+        let models: Vec<_> = registry.all().map(|m| m.summary()).collect();
         println!("{:#}", json!(models));
         return Ok(());
     }

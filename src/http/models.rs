@@ -7,23 +7,9 @@ use serde_json::{json, Value};
 use super::predict::model_not_found;
 use super::problem::ApiError;
 use super::AppState;
-use crate::models::Model;
-
-fn summary(model: &Model) -> Value {
-    let m = model.manifest();
-    json!({
-        "id": model.id(),
-        "name": m.name,
-        "version": m.version,
-        "kind": m.kind,
-        "description": m.description,
-        "engine": model.engine(),
-        "max_batch_size": m.max_batch_size,
-    })
-}
 
 pub async fn list(State(state): State<AppState>) -> Json<Value> {
-    let models: Vec<Value> = state.models.all().map(|m| summary(m)).collect();
+    let models: Vec<Value> = state.models.all().map(|m| m.summary()).collect();
     Json(json!({ "models": models }))
 }
 
@@ -32,7 +18,7 @@ pub async fn info(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let model = state.models.get(&id).ok_or_else(|| model_not_found(&id))?;
-    let mut body = summary(&model);
+    let mut body = model.summary();
     if let Some(map) = body.as_object_mut() {
         map.insert("inputs".into(), json!(model.manifest().inputs));
         map.insert("outputs".into(), json!(model.manifest().output));

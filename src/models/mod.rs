@@ -122,6 +122,21 @@ impl Model {
         self.runtime.engine()
     }
 
+    /// What listings show of the model (the API and `modelgate models list --json`).
+    pub fn summary(&self) -> Value {
+        let m = &self.manifest;
+        serde_json::json!({
+            "id": self.id,
+            "name": m.name,
+            "version": m.version,
+            "kind": m.kind,
+            "description": m.description,
+            "engine": self.engine(),
+            "inputs": m.inputs.len(),
+            "max_batch_size": m.max_batch_size,
+        })
+    }
+
     /// Whether scoring may take long enough (milliseconds) to stall an async worker: tract
     /// graphs can be arbitrarily large; the tree evaluator takes microseconds per row.
     pub fn may_block(&self) -> bool {
