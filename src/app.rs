@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 use crate::auth::{Authenticator, RemoteAuth};
 use crate::cache::{self, CacheError, SharedCache};
 use crate::config::{Config, ConfigError};
+use crate::health::{self, Check, Health, Probe};
 use crate::http::{self, AppState, Lifecycle};
 use crate::models::{LoadError, ModelRegistry};
 use crate::resilience::Dependency;
@@ -85,8 +86,10 @@ impl App {
             cache::spawn_listener(shared.clone(), auth.local_cache());
             auth = auth.with_shared_cache(shared);
         }
+        let health = Arc::new(health_checks(&config, &store, &database, &auth, &models));
         let state = AppState {
             auth,
+            health,
             database,
             config: Arc::new(config),
             store,
@@ -114,6 +117,14 @@ impl App {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let App { listener, state } = self;
+        let mut background = state
+            .health
+            .spawn_monitor(state.config.health.probe_interval);
+        background.extend(health::spawn_alerts(
+            state.health.clone(),
+            &state.config.alerts,
+            state.config.listen.to_string(),
+        ));
         let grace = state.config.shutdown_grace;
         let lifecycle = state.lifecycle.clone();
         let store = state.store.clone();
@@ -142,9 +153,65 @@ impl App {
                 Ok(())
             }
         };
+        for task in background {
+            task.abort();
+        }
         store.close().await;
         result
     }
+}
+
+/// What each dependency costs users while it is down, and which ones this deployment uses.
+fn health_checks(
+    config: &Config,
+    store: &Store,
+    database: &Arc<Dependency>,
+    auth: &Authenticator,
+    models: &ModelRegistry,
+) -> Health {
+    let mut checks = vec![Check::new(
+        "models",
+        true,
+        "no model is loaded: every prediction fails",
+        Probe::Models(models.clone()),
+    )];
+    let database_impact = if config.auth.service_url.is_some() {
+        "key management (the admin API and CLI) is unavailable"
+    } else {
+        "keys not in this instance's cache cannot be checked (503 auth_unavailable, retry \
+         later); cached keys keep working; key management is unavailable"
+    };
+    checks.push(Check::new(
+        "database",
+        false,
+        database_impact,
+        Probe::Database {
+            store: store.clone(),
+            dependency: database.clone(),
+        },
+    ));
+    let mut disabled = Vec::new();
+    match auth.shared_cache() {
+        Some(shared) => checks.push(Check::new(
+            "redis",
+            false,
+            "shared auth cache off: each instance checks uncached keys with the source itself, \
+             and revocations reach other instances only when their cache entries expire",
+            Probe::Redis(Box::new(shared.clone())),
+        )),
+        None => disabled.push("redis"),
+    }
+    match auth.remote() {
+        Some(remote) => checks.push(Check::new(
+            "auth_service",
+            false,
+            "keys not in cache cannot be checked (503 auth_unavailable, retry later); cached \
+             keys keep working, stale ones up to auth.stale_horizon",
+            Probe::AuthService(remote.clone()),
+        )),
+        None => disabled.push("auth_service"),
+    }
+    Health::new(checks, disabled)
 }
 
 /// Completes on SIGTERM or SIGINT.

@@ -14,6 +14,9 @@ pub const DEPENDENCY_UP: &str = "modelgate_dependency_up";
 pub const BREAKER_STATE: &str = "modelgate_breaker_state";
 pub const AUTH_LOOKUPS: &str = "modelgate_auth_lookups_total";
 pub const INFERENCE_DURATION: &str = "modelgate_inference_duration_seconds";
+/// 0 healthy, 1 degraded, 2 unhealthy: the service's verdict, and each dependency's.
+pub const HEALTH_STATUS: &str = "modelgate_health_status";
+pub const DEPENDENCY_STATUS: &str = "modelgate_dependency_status";
 
 /// Request latencies: from well under a millisecond to the 1 s request budget and beyond.
 const REQUEST_BUCKETS: &[f64] = &[

@@ -2,6 +2,8 @@
 
 mod support;
 
+use std::time::{Duration, Instant};
+
 use serde_json::{json, Value};
 use support::{problem, Backend, TestApp};
 
@@ -352,20 +354,45 @@ async fn request_ids_are_echoed_when_sane() {
 
 #[tokio::test]
 async fn health_reports_services() {
-    let app = TestApp::spawn(Backend::Sqlite).await;
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.health.probe_interval = Duration::from_millis(50);
+    })
+    .await;
     let response = app.get("/health", None).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["status"], "healthy");
     assert_eq!(body["services"]["database"], "healthy");
     assert_eq!(body["services"]["models"], "healthy");
+    assert_eq!(body["services"]["redis"], "disabled");
+    assert_eq!(body["checks"]["models"]["required"], true);
+    assert_eq!(body["checks"]["database"]["impact"], "none");
     assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
     app.state.store.close().await;
-    let response = app.get("/health", None).await;
-    assert_eq!(response.status(), 503);
-    let body: Value = response.json().await.expect("json");
-    assert_eq!(body["status"], "unhealthy");
-    assert_eq!(body["services"]["database"], "unhealthy");
+    // The next probe finds the store gone. Cached keys still work, so the service is degraded:
+    // still 200 and still ready.
+    let started = Instant::now();
+    let body = loop {
+        let response = app.get("/health", None).await;
+        assert_eq!(response.status(), 200);
+        let body: Value = response.json().await.expect("json");
+        if body["services"]["database"] == "unhealthy" {
+            break body;
+        }
+        assert!(started.elapsed() < Duration::from_secs(3), "{body}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(body["status"], "degraded");
+    let database = &body["checks"]["database"];
+    assert_eq!(database["required"], false);
+    assert!(database["impact"]
+        .as_str()
+        .is_some_and(|i| i.contains("503")));
+    assert!(database["last_error"]
+        .as_str()
+        .is_some_and(|e| !e.is_empty()));
+    assert!(database["since"].is_string());
+    assert_eq!(app.get("/health/ready", None).await.status(), 200);
     // liveness never touches a dependency
     assert_eq!(app.get("/health/live", None).await.status(), 200);
 }

@@ -7,38 +7,10 @@ use std::time::{Duration, Instant};
 
 use modelgate::auth::Scope;
 use serde_json::json;
-use support::chaos::{ChaosProxy, Fault};
-use support::{problem, Backend, TestApp, TestDatabase};
+use support::chaos::Fault;
+use support::{problem, TestApp};
 
 const PREDICT: &str = "/api/v1/models/21/predict";
-
-/// The app with its PostgreSQL reached through `proxy`.
-async fn app_behind_proxy() -> (TestApp, ChaosProxy) {
-    app_behind_proxy_with(|_| {}).await
-}
-
-async fn app_behind_proxy_with(
-    adjust: impl FnOnce(&mut modelgate::config::Config),
-) -> (TestApp, ChaosProxy) {
-    let db = TestDatabase::new(Backend::Postgres).await;
-    let postgres: std::net::SocketAddr = "127.0.0.1:5432".parse().expect("addr");
-    let proxy = ChaosProxy::start(postgres).await;
-    let proxied_url = db.url.replace("127.0.0.1:5432", &proxy.addr().to_string());
-    assert_ne!(
-        proxied_url, db.url,
-        "the test database URL must name 127.0.0.1:5432"
-    );
-    let app = TestApp::spawn_on(db, move |c| {
-        c.database.url = proxied_url;
-        c.database.timeout = Duration::from_millis(150);
-        c.database.connect_timeout = Duration::from_millis(150);
-        c.breaker.consecutive_failures = 3;
-        c.breaker.cooldown = Duration::from_millis(500);
-        adjust(c);
-    })
-    .await;
-    (app, proxy)
-}
 
 async fn timed_predict(app: &TestApp, key: &str) -> (u16, Duration, reqwest::Response) {
     let started = Instant::now();
@@ -47,7 +19,7 @@ async fn timed_predict(app: &TestApp, key: &str) -> (u16, Duration, reqwest::Res
 }
 
 async fn store_fault_costs_requests_nothing(fault: Fault) {
-    let (app, proxy) = app_behind_proxy().await;
+    let (app, proxy) = TestApp::behind_postgres_proxy(|_| {}).await;
     let warm = app.key(&[Scope::Predict]).await;
     let cold = app.key(&[Scope::Predict]).await;
     let (status, _, _) = timed_predict(&app, &warm).await;
@@ -82,12 +54,14 @@ async fn store_fault_costs_requests_nothing(fault: Fault) {
     );
     let started = Instant::now();
     let health = app.get("/health", None).await;
+    assert!(started.elapsed() < Duration::from_millis(300));
+    assert_eq!(health.status(), 200, "{fault:?}: cached keys still work");
+    let health: serde_json::Value = health.json().await.expect("health");
+    assert_eq!(health["status"], "degraded", "{fault:?}");
     assert_eq!(
-        health.status(),
-        503,
+        health["services"]["database"], "unhealthy",
         "{fault:?}: health must say the store is down"
     );
-    assert!(started.elapsed() < Duration::from_millis(300));
 
     // Once the fault is gone the store is used again within seconds (breaker recovery).
     let bytes_before = proxy.upstream_bytes();
@@ -113,7 +87,7 @@ async fn store_fault_costs_requests_nothing(fault: Fault) {
 
 #[tokio::test]
 async fn flapping() {
-    let (app, proxy) = app_behind_proxy().await;
+    let (app, proxy) = TestApp::behind_postgres_proxy(|_| {}).await;
     let warm = app.key(&[Scope::Predict]).await;
     assert_eq!(timed_predict(&app, &warm).await.0, 200);
     // Keys are issued through the same (soon flapping) store, so issue them first.
@@ -151,7 +125,7 @@ async fn flapping() {
 
 #[tokio::test]
 async fn stale_entries_are_served_within_the_horizon_while_the_store_is_down() {
-    let (app, proxy) = app_behind_proxy_with(|c| {
+    let (app, proxy) = TestApp::behind_postgres_proxy(|c| {
         c.auth.cache_ttl = Duration::from_millis(300);
         c.auth.stale_horizon = Duration::from_millis(1500);
     })

@@ -18,8 +18,8 @@ use chrono::Utc;
 pub use cache::{Answer, KeyCache, Lookup};
 pub use issue::{issue_key, prepare_key, IssuedKey, NewKey, NewKeyError};
 pub use principal::Principal;
-pub use remote::RemoteAuth;
 use remote::Verdict;
+pub use remote::{RemoteAuth, HEALTH_PROBE_KEY};
 pub use scope::{allows, Period, RateLimit, Scope};
 
 use crate::cache::SharedCache;
@@ -51,7 +51,7 @@ pub enum AuthError {
 pub enum LoadError {
     #[error("{0}")]
     Unavailable(String),
-    /// Already logged when the circuit opened.
+    /// Already logged, once, by health when the circuit opened.
     #[error("circuit open")]
     CircuitOpen,
     #[error("rate limited by the auth service")]

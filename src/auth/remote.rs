@@ -15,6 +15,9 @@ use crate::resilience::{CallError, Dependency};
 /// Requests per hour the service grants when it does not say.
 const DEFAULT_RATE_LIMIT_PER_HOUR: u32 = 1000;
 
+/// Shaped like a key so the service looks it up, but it spells its purpose in the service's logs.
+pub const HEALTH_PROBE_KEY: &str = "mg_modelgateHealthProbeNotARealKey00000000";
+
 /// Why the service gave no verdict on the key.
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
@@ -24,6 +27,10 @@ pub enum RemoteError {
     Transport(String),
     #[error("auth service answered 200 without a JSON object")]
     NotAnObject,
+    #[error(
+        "auth service accepted a key that was never issued (wrong URL or misconfigured service)"
+    )]
+    AcceptedBogusKey,
 }
 
 /// The service's verdict.
@@ -137,6 +144,27 @@ impl RemoteAuth {
         key: &str,
         client_ip: Option<IpAddr>,
     ) -> Result<Verdict, CallError<RemoteError>> {
+        self.dependency.call(self.exchange(key, client_ip)).await
+    }
+
+    /// Health probe: asks about a key that cannot exist. A service that answers "unknown" (or
+    /// rate limits) is up and speaks the contract; one that accepts the key is misconfigured.
+    pub async fn probe(&self) -> Result<(), CallError<RemoteError>> {
+        match self
+            .dependency
+            .call(self.exchange(HEALTH_PROBE_KEY, None))
+            .await?
+        {
+            Verdict::Known(Lookup::Valid(_)) => Err(CallError::Failed {
+                dependency: self.dependency.name(),
+                source: RemoteError::AcceptedBogusKey,
+            }),
+            Verdict::Known(_) | Verdict::RateLimited { .. } => Ok(()),
+        }
+    }
+
+    /// One validation round trip, unguarded: the caller wraps it in the dependency.
+    async fn exchange(&self, key: &str, client_ip: Option<IpAddr>) -> Result<Verdict, RemoteError> {
         let prefix = super::secret::display_prefix(key);
         let request = self
             .http
@@ -146,37 +174,33 @@ impl RemoteAuth {
                 "service_id": self.service_id,
                 "client_ip": client_ip.map(|ip| ip.to_string()),
             }));
-        self.dependency
-            .call(async move {
-                // reqwest's error text can include the URL but never the bearer token.
-                let response = request
-                    .send()
-                    .await
-                    .map_err(|e| RemoteError::Transport(e.without_url().to_string()))?;
-                match response.status() {
-                    StatusCode::OK => {
-                        let body: Value = response
-                            .json()
-                            .await
-                            .map_err(|_| RemoteError::NotAnObject)?;
-                        if !body.is_object() {
-                            return Err(RemoteError::NotAnObject);
-                        }
-                        let validated: Validated =
-                            serde_json::from_value(body).map_err(|_| RemoteError::NotAnObject)?;
-                        Ok(Verdict::Known(Lookup::Valid(Arc::new(principal(
-                            validated, prefix,
-                        )))))
-                    }
-                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {
-                        Ok(Verdict::Known(Lookup::Unknown))
-                    }
-                    StatusCode::TOO_MANY_REQUESTS => Ok(Verdict::RateLimited {
-                        retry_after: retry_after(&response),
-                    }),
-                    other => Err(RemoteError::Status(other)),
-                }
-            })
+        // reqwest's error text can include the URL but never the bearer token.
+        let response = request
+            .send()
             .await
+            .map_err(|e| RemoteError::Transport(e.without_url().to_string()))?;
+        match response.status() {
+            StatusCode::OK => {
+                let body: Value = response
+                    .json()
+                    .await
+                    .map_err(|_| RemoteError::NotAnObject)?;
+                if !body.is_object() {
+                    return Err(RemoteError::NotAnObject);
+                }
+                let validated: Validated =
+                    serde_json::from_value(body).map_err(|_| RemoteError::NotAnObject)?;
+                Ok(Verdict::Known(Lookup::Valid(Arc::new(principal(
+                    validated, prefix,
+                )))))
+            }
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::NOT_FOUND => {
+                Ok(Verdict::Known(Lookup::Unknown))
+            }
+            StatusCode::TOO_MANY_REQUESTS => Ok(Verdict::RateLimited {
+                retry_after: retry_after(&response),
+            }),
+            other => Err(RemoteError::Status(other)),
+        }
     }
 }

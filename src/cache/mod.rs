@@ -16,7 +16,7 @@ use redis::AsyncCommands;
 
 use crate::auth::Principal;
 use crate::config::RedisConfig;
-use crate::resilience::{BreakerConfig, Dependency};
+use crate::resilience::{BreakerConfig, CallError, Dependency};
 
 pub use invalidation::spawn_listener;
 
@@ -120,6 +120,14 @@ impl SharedCache {
             .ok()
             .flatten()?;
         serde_json::from_str(&raw).ok()
+    }
+
+    /// Health probe: one PING under the same timeout and breaker as a request-path read.
+    pub async fn ping(&self) -> Result<(), CallError<redis::RedisError>> {
+        let mut connection = self.connection.clone();
+        self.redis
+            .call(async move { redis::cmd("PING").query_async::<()>(&mut connection).await })
+            .await
     }
 
     /// Stores `principal` in the background; the caller never waits.

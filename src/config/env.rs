@@ -16,7 +16,12 @@ pub struct EnvVar {
 
 /// Settings with no default value do not appear when the defaults are serialized,
 /// so they are listed here.
-const OPTIONAL_KEYS: &[&str] = &["redis.url", "redis.tls_ca_file", "auth.service_url"];
+const OPTIONAL_KEYS: &[&str] = &[
+    "redis.url",
+    "redis.tls_ca_file",
+    "auth.service_url",
+    "alerts.webhook_url",
+];
 
 /// Compatibility names from the system modelgate replaces; the `MODELGATE_` name wins.
 const REDIS_URL_VARS: &[&str] = &["MODELGATE_REDIS_URL", "REDIS_URL"];

@@ -31,6 +31,8 @@ pub struct Config {
     pub http: HttpConfig,
     /// Circuit breaker thresholds, shared by every dependency.
     pub breaker: BreakerConfig,
+    pub health: HealthConfig,
+    pub alerts: AlertsConfig,
     pub log: LogConfig,
 }
 
@@ -124,6 +126,51 @@ pub struct HttpConfig {
     pub request_deadline: Duration,
 }
 
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthConfig {
+    /// How often each dependency is probed in the background. Each probe has the dependency's
+    /// own request-path timeout, so health says what a request would meet.
+    #[serde(with = "humantime_serde")]
+    pub probe_interval: Duration,
+}
+
+impl Default for HealthConfig {
+    fn default() -> Self {
+        HealthConfig {
+            probe_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlertsConfig {
+    /// Receives a JSON POST (Slack-compatible `text` included) on each state change; unset
+    /// means no alerts are sent. Treated as a secret: webhook URLs carry tokens.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_url: Option<String>,
+    /// How long a new state must hold before it is announced (flaps shorter than this are not).
+    #[serde(with = "humantime_serde")]
+    pub debounce: Duration,
+    /// Longest one delivery attempt may take.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Further attempts after a failed delivery, with doubling pauses from one second.
+    pub retries: u32,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> Self {
+        AlertsConfig {
+            webhook_url: None,
+            debounce: Duration::from_secs(10),
+            timeout: Duration::from_secs(2),
+            retries: 3,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
@@ -150,6 +197,8 @@ impl Default for Config {
             auth: AuthConfig::default(),
             http: HttpConfig::default(),
             breaker: BreakerConfig::default(),
+            health: HealthConfig::default(),
+            alerts: AlertsConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -315,6 +364,21 @@ impl Config {
                 self.http.body_limit_bytes > 0,
                 "expected a number of bytes of at least 1",
             ),
+            (
+                "health.probe_interval",
+                self.health.probe_interval >= Duration::from_millis(10),
+                "expected a duration of at least 10ms, such as 2s",
+            ),
+            (
+                "alerts.webhook_url",
+                url_with(&self.alerts.webhook_url, &["http", "https"]),
+                "expected an http:// or https:// URL",
+            ),
+            (
+                "alerts.timeout",
+                !self.alerts.timeout.is_zero(),
+                "expected a duration above zero, such as 2s",
+            ),
         ];
         match checks.into_iter().find(|(_, ok, _)| !ok) {
             Some((key, _, expected)) => Err(ConfigError::invalid(sources.describe(key), expected)),
@@ -343,6 +407,8 @@ impl Config {
         shown.database.url = redact::url_secrets(&shown.database.url);
         shown.redis.url = shown.redis.url.as_deref().map(redact::url_secrets);
         shown.auth.service_url = shown.auth.service_url.as_deref().map(redact::url_secrets);
+        // The whole URL: Slack-style webhooks carry their token in the path.
+        shown.alerts.webhook_url = shown.alerts.webhook_url.as_ref().map(|_| "***".into());
         shown
     }
 }

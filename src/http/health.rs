@@ -1,7 +1,5 @@
 //! Liveness, readiness, health and version.
 
-use std::time::Instant;
-
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
@@ -9,7 +7,8 @@ use chrono::{SecondsFormat, Utc};
 use serde_json::{json, Value};
 
 use super::AppState;
-use crate::resilience::{BreakerState, Dependency};
+use crate::health::{Snapshot, Status};
+use serde::Serialize;
 
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
@@ -22,12 +21,12 @@ pub async fn live() -> Json<Value> {
     Json(json!({ "status": "alive" }))
 }
 
-/// 200 once the store is migrated and every model loaded, until shutdown begins.
+/// 503 only while unhealthy (no model loaded) or draining: a degraded instance still serves.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let reason = if state.lifecycle.is_draining() {
         Some("shutting down")
-    } else if state.models.is_empty() {
-        Some("no model loaded")
+    } else if state.health.status() == Status::Unhealthy {
+        Some("unhealthy: see /health")
     } else {
         None
     };
@@ -40,42 +39,33 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     }
 }
 
-pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let started = Instant::now();
-    let database_ok = state.database.call(state.store.ping()).await.is_ok();
-    let models_ok = !state.models.is_empty();
-    let label = |ok: bool| if ok { "healthy" } else { "unhealthy" };
-    // Redis and the auth service degrade the service when down, never make it unhealthy:
-    // cached keys keep working. Their state comes from memory (the breaker), not a new call.
-    let up = |dependency: &Dependency| dependency.status().breaker == BreakerState::Closed;
-    let redis = state.auth.shared_cache().map(|c| up(c.dependency()));
-    let auth_service = state.auth.remote().map(|r| up(r.dependency()));
-    let overall = if !(database_ok && models_ok) {
-        "unhealthy"
-    } else if redis == Some(false) || auth_service == Some(false) {
-        "degraded"
-    } else {
-        "healthy"
-    };
-    let status = if overall == "unhealthy" {
+#[derive(Serialize)]
+pub struct HealthBody {
+    #[serde(flatten)]
+    snapshot: Snapshot,
+    version: &'static str,
+    timestamp: String,
+    uptime_s: u64,
+    draining: bool,
+}
+
+/// Every dependency's state as the background probes and request outcomes left it: no call is
+/// made here, so the answer is immediate whatever the dependencies do.
+pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthBody>) {
+    let snapshot = state.health.snapshot();
+    let code = if snapshot.status == Status::Unhealthy {
         StatusCode::SERVICE_UNAVAILABLE
     } else {
         StatusCode::OK
     };
-    let body = json!({
-        "status": overall,
-        "version": VERSION,
-        "timestamp": now(),
-        "uptime_s": state.lifecycle.uptime().as_secs(),
-        "services": {
-            "database": label(database_ok),
-            "models": label(models_ok),
-            "redis": redis.map_or("disabled", label),
-            "auth_service": auth_service.map_or("disabled", label),
-        },
-        "check_ms": started.elapsed().as_secs_f64() * 1e3,
-    });
-    (status, Json(body))
+    let body = HealthBody {
+        snapshot,
+        version: VERSION,
+        timestamp: now(),
+        uptime_s: state.lifecycle.uptime().as_secs(),
+        draining: state.lifecycle.is_draining(),
+    };
+    (code, Json(body))
 }
 
 pub async fn version() -> Json<Value> {

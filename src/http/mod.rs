@@ -23,6 +23,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::{Authenticator, Scope};
 use crate::config::Config;
+use crate::health::Health;
 use crate::models::ModelRegistry;
 use crate::resilience::{deadline, Dependency};
 use crate::store::Store;
@@ -72,6 +73,7 @@ pub struct AppState {
     /// Guards every store call made while serving requests.
     pub database: Arc<Dependency>,
     pub auth: Authenticator,
+    pub health: Arc<Health>,
     pub models: ModelRegistry,
     pub lifecycle: Arc<Lifecycle>,
 }

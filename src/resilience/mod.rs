@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use tokio::sync::watch;
 
 pub use breaker::{BreakerConfig, BreakerState, CircuitBreaker};
 
@@ -53,6 +54,8 @@ pub struct Dependency {
     timeout: Duration,
     breaker: CircuitBreaker,
     seen: Mutex<Observations>,
+    /// Announces breaker transitions, so health re-evaluates at once rather than at its next probe.
+    changes: watch::Sender<BreakerState>,
 }
 
 impl Dependency {
@@ -63,11 +66,22 @@ impl Dependency {
             timeout,
             breaker: CircuitBreaker::new(breaker),
             seen: Mutex::new(Observations::default()),
+            changes: watch::Sender::new(BreakerState::Closed),
         }
     }
 
     pub fn name(&self) -> &'static str {
         self.name
+    }
+
+    /// The timeout a request-path call gets (before the request's own budget clamps it).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Wakes on every breaker transition.
+    pub fn subscribe(&self) -> watch::Receiver<BreakerState> {
+        self.changes.subscribe()
     }
 
     /// Runs `operation` under the dependency's timeout (clamped to the request's budget) and
@@ -140,28 +154,15 @@ impl Dependency {
         } else {
             0.0
         });
-        let state = self.breaker.record(success);
-        if let Some(state) = state {
+        // Transitions are logged once by health, which knows what they cost users.
+        if let Some(state) = self.breaker.record(success) {
             let value = match state {
                 BreakerState::Closed => 0.0,
                 BreakerState::HalfOpen => 1.0,
                 BreakerState::Open => 2.0,
             };
             metrics::gauge!(crate::metrics::BREAKER_STATE, "dependency" => self.name).set(value);
-        }
-        match state {
-            Some(BreakerState::Open) => tracing::warn!(
-                dependency = self.name,
-                error = error.as_deref().unwrap_or_default(),
-                "dependency failing: circuit opened, calls fail fast until a trial succeeds"
-            ),
-            Some(BreakerState::Closed) => {
-                tracing::info!(
-                    dependency = self.name,
-                    "dependency recovered: circuit closed"
-                )
-            }
-            _ => {}
+            self.changes.send_replace(state);
         }
     }
 

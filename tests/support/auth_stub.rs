@@ -24,6 +24,7 @@ pub struct Reply {
 struct Shared {
     replies: Mutex<HashMap<String, Reply>>,
     calls: AtomicUsize,
+    probe_calls: AtomicUsize,
     last_request: Mutex<Option<(String, Value)>>,
     delay: Mutex<Duration>,
 }
@@ -82,11 +83,16 @@ impl AuthStub {
         *self.shared.delay.lock().expect("lock") = delay;
     }
 
+    /// Validation calls for real keys (modelgate's health probes are counted apart).
     pub fn calls(&self) -> usize {
         self.shared.calls.load(Ordering::SeqCst)
     }
 
-    /// The Authorization header and JSON body of the last call.
+    pub fn probe_calls(&self) -> usize {
+        self.shared.probe_calls.load(Ordering::SeqCst)
+    }
+
+    /// The Authorization header and JSON body of the last call for a real key.
     pub fn last_request(&self) -> Option<(String, Value)> {
         self.shared.last_request.lock().expect("lock").clone()
     }
@@ -97,18 +103,22 @@ async fn validate(
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    shared.calls.fetch_add(1, Ordering::SeqCst);
     let authorization = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_string();
-    *shared.last_request.lock().expect("lock") = Some((authorization.clone(), body));
+    let key = authorization.strip_prefix("Bearer ").unwrap_or_default();
+    if key == modelgate::auth::HEALTH_PROBE_KEY {
+        shared.probe_calls.fetch_add(1, Ordering::SeqCst);
+    } else {
+        shared.calls.fetch_add(1, Ordering::SeqCst);
+        *shared.last_request.lock().expect("lock") = Some((authorization.clone(), body));
+    }
     let delay = *shared.delay.lock().expect("lock");
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let key = authorization.strip_prefix("Bearer ").unwrap_or_default();
     let reply = shared.replies.lock().expect("lock").get(key).cloned();
     let Some(reply) = reply else {
         return (

@@ -6,6 +6,7 @@ pub mod chaos;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use modelgate::app::App;
 use modelgate::auth::{issue_key, NewKey, Scope};
@@ -159,6 +160,31 @@ impl TestApp {
             db: None,
             db_url: db_url.to_string(),
         }
+    }
+
+    /// An app on a fresh PostgreSQL database reached through a fault-injecting proxy, with
+    /// short timeouts and a quick breaker so faults show within a test's patience.
+    pub async fn behind_postgres_proxy(
+        adjust: impl FnOnce(&mut Config),
+    ) -> (TestApp, chaos::ChaosProxy) {
+        let db = TestDatabase::new(Backend::Postgres).await;
+        let postgres: SocketAddr = "127.0.0.1:5432".parse().expect("addr");
+        let proxy = chaos::ChaosProxy::start(postgres).await;
+        let proxied_url = db.url.replace("127.0.0.1:5432", &proxy.addr().to_string());
+        assert_ne!(
+            proxied_url, db.url,
+            "the test database URL must name 127.0.0.1:5432"
+        );
+        let app = TestApp::spawn_on(db, move |c| {
+            c.database.url = proxied_url;
+            c.database.timeout = Duration::from_millis(150);
+            c.database.connect_timeout = Duration::from_millis(150);
+            c.breaker.consecutive_failures = 3;
+            c.breaker.cooldown = Duration::from_millis(500);
+            adjust(c);
+        })
+        .await;
+        (app, proxy)
     }
 
     /// What the app knows about Redis right now (panics if Redis is not configured).

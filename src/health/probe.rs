@@ -1,0 +1,74 @@
+//! What "is it up?" means for each kind of dependency.
+
+use std::sync::Arc;
+
+use crate::auth::RemoteAuth;
+use crate::cache::SharedCache;
+use crate::models::ModelRegistry;
+use crate::resilience::{CallError, Dependency};
+use crate::store::Store;
+
+/// One dependency's probe. Probes of remote dependencies go through the same [`Dependency`]
+/// as requests (same timeout, same breaker): a probe fails exactly when a request would, and a
+/// successful probe is the trial that closes an open breaker without a user paying for it.
+pub enum Probe {
+    Database {
+        store: Store,
+        dependency: Arc<Dependency>,
+    },
+    Redis(Box<SharedCache>),
+    AuthService(RemoteAuth),
+    Models(ModelRegistry),
+}
+
+/// A probe's answer.
+pub enum Outcome {
+    Up,
+    Down(String),
+    /// The breaker refused the call: nothing new was learnt.
+    NotTried,
+}
+
+impl<E: std::fmt::Display> From<Result<(), CallError<E>>> for Outcome {
+    fn from(result: Result<(), CallError<E>>) -> Self {
+        match result {
+            Ok(()) => Outcome::Up,
+            Err(CallError::Open { .. }) => Outcome::NotTried,
+            Err(err) => Outcome::Down(err.to_string()),
+        }
+    }
+}
+
+impl Probe {
+    pub fn dependency(&self) -> Option<&Arc<Dependency>> {
+        match self {
+            Probe::Database { dependency, .. } => Some(dependency),
+            Probe::Redis(cache) => Some(cache.dependency()),
+            Probe::AuthService(remote) => Some(remote.dependency()),
+            Probe::Models(_) => None,
+        }
+    }
+
+    /// The outcome of probes that need no I/O, known as soon as the check exists.
+    pub fn immediate(&self) -> Option<Outcome> {
+        match self {
+            Probe::Models(models) if models.is_empty() => {
+                Some(Outcome::Down("no model loaded".into()))
+            }
+            Probe::Models(_) => Some(Outcome::Up),
+            _ => None,
+        }
+    }
+
+    pub async fn run(&self) -> Outcome {
+        if let Some(outcome) = self.immediate() {
+            return outcome;
+        }
+        match self {
+            Probe::Database { store, dependency } => dependency.call(store.ping()).await.into(),
+            Probe::Redis(cache) => cache.ping().await.into(),
+            Probe::AuthService(remote) => remote.probe().await.into(),
+            Probe::Models(_) => Outcome::NotTried,
+        }
+    }
+}
