@@ -132,20 +132,25 @@ impl RemoteAuth {
         &self.dependency
     }
 
+    /// The validation call for `key`, as the service expects it; `modelgate doctor` sends the
+    /// same request to check the contract.
+    pub(crate) fn request(&self, key: &str, client_ip: Option<IpAddr>) -> reqwest::RequestBuilder {
+        self.http
+            .post(&self.endpoint)
+            .bearer_auth(key)
+            .json(&json!({
+                "service_id": self.service_id,
+                "client_ip": client_ip.map(|ip| ip.to_string()),
+            }))
+    }
+
     pub async fn validate(
         &self,
         key: &str,
         client_ip: Option<IpAddr>,
     ) -> Result<Verdict, CallError<RemoteError>> {
         let prefix = super::secret::display_prefix(key);
-        let request = self
-            .http
-            .post(&self.endpoint)
-            .bearer_auth(key)
-            .json(&json!({
-                "service_id": self.service_id,
-                "client_ip": client_ip.map(|ip| ip.to_string()),
-            }));
+        let request = self.request(key, client_ip);
         self.dependency
             .call(async move {
                 // reqwest's error text can include the URL but never the bearer token.
