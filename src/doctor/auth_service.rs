@@ -27,7 +27,11 @@ pub(crate) async fn check(config: &AuthConfig, timeout: Duration) -> DependencyR
         Ok(parsed) => parsed,
         Err(e) => {
             let mut check = Check::new("auth_service", true, url, Vec::new(), timeout);
-            check.fail("url", None, format!("the auth service URL does not parse: {e}"));
+            check.fail(
+                "url",
+                None,
+                format!("the auth service URL does not parse: {e}"),
+            );
             return check.finish();
         }
     };

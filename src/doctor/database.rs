@@ -57,13 +57,15 @@ async fn sqlite(check: &mut Check, url: &str) {
     };
     let path = options.get_filename().to_path_buf();
     if path.as_os_str() == ":memory:" {
-        check.pass("file", "in-memory database: nothing persists across restarts");
+        check.pass(
+            "file",
+            "in-memory database: nothing persists across restarts",
+        );
     } else {
         match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_file() => check.pass(
-                "file",
-                format!("{} ({} bytes)", path.display(), meta.len()),
-            ),
+            Ok(meta) if meta.is_file() => {
+                check.pass("file", format!("{} ({} bytes)", path.display(), meta.len()))
+            }
             Ok(_) => {
                 let cause = format!("{} exists but is not a file", path.display());
                 return check.fail("file", None, cause);
@@ -85,7 +87,9 @@ async fn sqlite(check: &mut Check, url: &str) {
         }
     }
     let silence = "SQLite did not answer: the file is locked or on a hung file system";
-    check.run("roundtrip", silence, select_one_sqlite(options)).await;
+    check
+        .run("roundtrip", silence, select_one_sqlite(options))
+        .await;
 }
 
 async fn select_one_sqlite(options: SqliteConnectOptions) -> Result<((), String), String> {
@@ -100,12 +104,7 @@ async fn select_one_sqlite(options: SqliteConnectOptions) -> Result<((), String)
         .map_err(|e| format!("SELECT 1 failed: {e}"))
 }
 
-async fn postgres(
-    check: &mut Check,
-    url: &str,
-    options: PgConnectOptions,
-    password: Option<&str>,
-) {
+async fn postgres(check: &mut Check, url: &str, options: PgConnectOptions, password: Option<&str>) {
     let host = options.get_host().to_string();
     if let Some(socket) = options.get_socket() {
         // The login below connects to the socket itself; this step names a missing one.
@@ -169,7 +168,11 @@ async fn negotiate_tls(
     stream.write_all(&SSL_REQUEST).await.map_err(io)?;
     let mut answer = [0u8; 1];
     match stream.read(&mut answer).await.map_err(io)? {
-        0 => return Err("the server closed the connection at the TLS request: is it PostgreSQL?".into()),
+        0 => {
+            return Err(
+                "the server closed the connection at the TLS request: is it PostgreSQL?".into(),
+            )
+        }
         _ if answer[0] == b'N' => {
             return Err(format!(
                 "TLS mismatch: {by}, server does not offer TLS (ssl = off): use sslmode=prefer \
@@ -217,14 +220,12 @@ fn ssl_mode_name(mode: PgSslMode) -> &'static str {
 }
 
 fn root_cert(url: &str) -> Option<String> {
-    let parsed = url::Url::parse(url).ok()?;
-    let found = parsed
+    url::Url::parse(url)
+        .ok()?
         .query_pairs()
         .find(|(key, _)| key == "sslrootcert" || key == "ssl-root-cert")
-        .map(|(_, value)| value.into_owned());
-    found
+        .map(|(_, value)| value.into_owned())
 }
-
 
 /// The usual cause behind a failed PostgreSQL login, by SQLSTATE.
 fn login_error(e: &sqlx::Error, user: &str, database: &str) -> String {
@@ -241,9 +242,9 @@ fn login_error(e: &sqlx::Error, user: &str, database: &str) -> String {
                     "the server refuses this login: unknown role {user}, or no pg_hba.conf \
                      entry allows it ({message}, SQLSTATE 28000)"
                 ),
-                Some("3D000") => format!(
-                    "database {database} does not exist on this server (SQLSTATE 3D000)"
-                ),
+                Some("3D000") => {
+                    format!("database {database} does not exist on this server (SQLSTATE 3D000)")
+                }
                 Some("53300") => "the server has no free connection slots (SQLSTATE 53300): \
                                   too many clients"
                     .into(),

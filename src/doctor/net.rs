@@ -14,8 +14,7 @@ pub(crate) struct Connected {
 }
 
 /// Cause of a connect that got no answer at all.
-const DROPPED: &str =
-    "packets are being dropped (firewall, security group or wrong network)";
+const DROPPED: &str = "packets are being dropped (firewall, security group or wrong network)";
 
 /// Runs the `dns` and `tcp` steps for `host:port`; `None` when one failed.
 pub(crate) async fn dns_and_tcp(check: &mut Check, host: &str, port: u16) -> Option<Connected> {
@@ -95,13 +94,13 @@ pub(crate) fn connect_error(addr: SocketAddr, e: &std::io::Error) -> String {
             "connection to {addr} reset: a firewall or proxy actively rejects it, or the \
              service crashed"
         ),
-        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => format!(
-            "no route to {addr}: wrong network, VPN down or a routing problem ({e})"
-        ),
+        ErrorKind::HostUnreachable | ErrorKind::NetworkUnreachable => {
+            format!("no route to {addr}: wrong network, VPN down or a routing problem ({e})")
+        }
         ErrorKind::TimedOut => format!("connecting to {addr} timed out: {DROPPED}"),
-        ErrorKind::PermissionDenied => format!(
-            "connecting to {addr} was refused by this machine (local firewall or policy)"
-        ),
+        ErrorKind::PermissionDenied => {
+            format!("connecting to {addr} was refused by this machine (local firewall or policy)")
+        }
         _ => format!("cannot connect to {addr}: {e}"),
     }
 }

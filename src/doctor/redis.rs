@@ -139,13 +139,48 @@ async fn connect(
         };
         let silence = "connected, but the TLS handshake got no answer: packets dropped after \
                        connect, or the server is overloaded";
-        let handshake = tls::handshake(stream, host, &roots, &asked);
+        let handshake = handshake_or_mismatch(stream, addr, host, &roots, &asked);
         let tls = check.run("tls", silence, handshake).await?;
         Some((Box::new(tls), None))
     } else {
         let probe = plaintext_probe(stream, Some((addr, host.as_str())), secret);
         let (stream, reply) = check.run("tls", NO_PONG, probe).await?;
         Some((Box::new(stream), Some(reply)))
+    }
+}
+
+/// After this long without a finished handshake, ask the port in plaintext as well.
+const HANDSHAKE_GRACE: Duration = Duration::from_millis(150);
+
+/// The TLS handshake; if it has not finished after a grace period, a plaintext PING on a second
+/// connection runs alongside it. A plaintext Redis waits silently for the rest of what it takes
+/// for an inline command, so without that PING it would be indistinguishable from a firewall.
+async fn handshake_or_mismatch(
+    stream: tokio::net::TcpStream,
+    addr: std::net::SocketAddr,
+    host: &str,
+    roots: &Roots,
+    asked: &Asked<'_>,
+) -> Result<
+    (
+        tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+        String,
+    ),
+    String,
+> {
+    let plaintext = async {
+        tokio::time::sleep(HANDSHAKE_GRACE).await;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let reply = command(&mut stream, &["PING"]).await.ok()??;
+        reply.starts_with(['+', '-']).then_some(reply)
+    };
+    tokio::select! {
+        done = tls::handshake(stream, host, roots, asked) => done,
+        Some(reply) = plaintext => Err(format!(
+            "TLS mismatch: URL scheme says rediss:// (TLS), server speaks plaintext (it \
+             answered a plaintext PING with {}): use redis://",
+            printable(&reply)
+        )),
     }
 }
 
@@ -217,7 +252,9 @@ async fn plaintext_probe<S: Conn>(
              it refuses this client (maxclients, protected mode)"
                 .into(),
         ),
-        Err(e) => Err(format!("the connection failed before PING was answered: {e}")),
+        Err(e) => Err(format!(
+            "the connection failed before PING was answered: {e}"
+        )),
     }
 }
 
@@ -239,9 +276,11 @@ async fn auth(
             None => expect_reply(command(conn, &["PING"]).await, None)?,
         };
         return if reply.starts_with("-NOAUTH") {
-            Err("server requires a password, URL has none: add it (redis://:PASSWORD@host) or \
+            Err(
+                "server requires a password, URL has none: add it (redis://:PASSWORD@host) or \
                  set REDIS_AUTH_TOKEN"
-                .into())
+                    .into(),
+            )
         } else if reply.starts_with('-') {
             Err(format!("the server refused PING: {reply}"))
         } else {
@@ -263,10 +302,10 @@ async fn auth(
             Some(user) => format!("wrong password (or unknown user {user})"),
             None => "wrong password: the server rejected the password in the URL".into(),
         })
-    } else if upper.contains("WITHOUT ANY PASSWORD CONFIGURED") || upper.contains("NO PASSWORD IS SET")
+    } else if upper.contains("WITHOUT ANY PASSWORD CONFIGURED")
+        || upper.contains("NO PASSWORD IS SET")
     {
-        Err("the URL has a password but the server requires none: is this the right server?"
-            .into())
+        Err("the URL has a password but the server requires none: is this the right server?".into())
     } else {
         Err(format!("AUTH refused: {}", scrub(&reply, Some(password))))
     }
@@ -343,13 +382,21 @@ async fn command<S: AsyncRead + AsyncWrite + Unpin>(
         line.extend_from_slice(&buffer[..n]);
     }
     let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
-    Ok(Some(String::from_utf8_lossy(&line[..end]).trim_end().to_string()))
+    Ok(Some(
+        String::from_utf8_lossy(&line[..end]).trim_end().to_string(),
+    ))
 }
 
 /// At most 60 printable characters of what a non-Redis server said.
 fn printable(text: &str) -> String {
     text.chars()
-        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '.' })
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '.'
+            }
+        })
         .take(60)
         .collect()
 }
@@ -371,7 +418,11 @@ mod tests {
         let t = target("redis://cache").expect("parses");
         assert!(matches!(
             t.location,
-            Location::Tcp { port: DEFAULT_PORT, tls: false, .. }
+            Location::Tcp {
+                port: DEFAULT_PORT,
+                tls: false,
+                ..
+            }
         ));
         assert_eq!(t.db, 0);
         assert!(t.password.is_none() && t.user.is_none());

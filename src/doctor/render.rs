@@ -40,7 +40,12 @@ fn block(out: &mut String, d: &DependencyReport) {
             None => "skipped",
         };
         let ms = step.ms.map(|ms| format!("{ms:.1} ms")).unwrap_or_default();
-        let detail = if step.ok.is_none() { "" } else { &step.detail };
+        // A failed step's detail is the verdict, printed once below.
+        let detail = if step.ok == Some(true) {
+            &step.detail
+        } else {
+            ""
+        };
         let line = format!("  {:<10}  {state:<7}  {ms:>9}  {detail}", step.step);
         let _ = writeln!(out, "{}", line.trim_end());
     }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
@@ -76,11 +78,12 @@ fn config(roots: &Roots) -> Result<ClientConfig, String> {
         }
     }
     if store.is_empty() {
-        return Err(format!("{} holds no usable CA certificate", roots.describe()));
+        return Err(format!(
+            "{} holds no usable CA certificate",
+            roots.describe()
+        ));
     }
-    Ok(builder
-        .with_root_certificates(store)
-        .with_no_client_auth())
+    Ok(builder.with_root_certificates(store).with_no_client_auth())
 }
 
 fn server_name(host: &str) -> Result<ServerName<'static>, String> {
@@ -122,12 +125,20 @@ pub(crate) async fn speaks_tls(addr: SocketAddr, host: &str) -> bool {
     let Ok(stream) = TcpStream::connect(addr).await else {
         return false;
     };
-    let asked = Asked { by: "", ca_hint: "" };
-    handshake(stream, host, &Roots::Insecure, &asked).await.is_ok()
+    let asked = Asked {
+        by: "",
+        ca_hint: "",
+    };
+    handshake(stream, host, &Roots::Insecure, &asked)
+        .await
+        .is_ok()
 }
 
 fn explain(e: &std::io::Error, host: &str, roots: &Roots, asked: &Asked<'_>) -> String {
-    let Some(tls) = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>()) else {
+    let Some(tls) = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
         return match e.kind() {
             ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset => format!(
                 "the server closed the connection during the TLS handshake: it does not speak \
@@ -219,5 +230,49 @@ impl ServerCertVerifier for AnyCertificate {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.0.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn explained(error: rustls::Error) -> String {
+        let io = std::io::Error::new(ErrorKind::InvalidData, error);
+        let asked = Asked {
+            by: "URL scheme says rediss://",
+            ca_hint: "set redis.tls_ca_file",
+        };
+        explain(&io, "cache.internal", &Roots::Native, &asked)
+    }
+
+    #[test]
+    fn certificate_problems_are_named() {
+        let unknown = explained(rustls::Error::InvalidCertificate(
+            CertificateError::UnknownIssuer,
+        ));
+        assert!(unknown.contains("unknown issuer") && unknown.contains("redis.tls_ca_file"));
+        let expired = explained(rustls::Error::InvalidCertificate(CertificateError::Expired));
+        assert!(expired.contains("expired"), "{expired}");
+        let name = explained(rustls::Error::InvalidCertificate(
+            CertificateError::NotValidForName,
+        ));
+        assert!(
+            name.contains("name mismatch") && name.contains("cache.internal"),
+            "{name}"
+        );
+    }
+
+    #[test]
+    fn non_tls_answer_is_a_scheme_mismatch() {
+        let plain = explained(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType,
+        ));
+        assert!(
+            plain.starts_with(
+                "TLS mismatch: URL scheme says rediss:// (TLS), server speaks plaintext"
+            ),
+            "{plain}"
+        );
     }
 }
