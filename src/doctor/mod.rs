@@ -122,7 +122,8 @@ impl DependencyReport {
     }
 }
 
-/// The steps of one dependency as they run: each under the timeout, none after a failure.
+/// The steps of one dependency as they run, each under the timeout. Callers stop at the first
+/// failure; `finish` lists the planned steps that did not run as skipped.
 pub(crate) struct Check {
     report: DependencyReport,
     planned: Vec<&'static str>,
@@ -190,7 +191,7 @@ impl Check {
         self.record(step, Some(true), Some(0.0), detail.into());
     }
 
-    /// A failure found before any step could run, such as a URL that cannot be used.
+    /// Records a failed step; its cause becomes the dependency's verdict.
     fn fail(&mut self, step: &'static str, ms: Option<f64>, cause: String) {
         self.report.ok = false;
         self.report.verdict = cause.clone();
