@@ -5,6 +5,7 @@ pub mod auth;
 pub mod cache;
 pub mod cli;
 pub mod config;
+pub mod doctor;
 pub mod health;
 pub mod http;
 pub mod metrics;

@@ -139,6 +139,18 @@ impl RemoteAuth {
         &self.dependency
     }
 
+    /// The validation call for `key`, as the service expects it; `modelgate doctor` sends the
+    /// same request to check the contract.
+    pub(crate) fn request(&self, key: &str, client_ip: Option<IpAddr>) -> reqwest::RequestBuilder {
+        self.http
+            .post(&self.endpoint)
+            .bearer_auth(key)
+            .json(&json!({
+                "service_id": self.service_id,
+                "client_ip": client_ip.map(|ip| ip.to_string()),
+            }))
+    }
+
     pub async fn validate(
         &self,
         key: &str,
@@ -166,16 +178,9 @@ impl RemoteAuth {
     /// One validation round trip, unguarded: the caller wraps it in the dependency.
     async fn exchange(&self, key: &str, client_ip: Option<IpAddr>) -> Result<Verdict, RemoteError> {
         let prefix = super::secret::display_prefix(key);
-        let request = self
-            .http
-            .post(&self.endpoint)
-            .bearer_auth(key)
-            .json(&json!({
-                "service_id": self.service_id,
-                "client_ip": client_ip.map(|ip| ip.to_string()),
-            }));
         // reqwest's error text can include the URL but never the bearer token.
-        let response = request
+        let response = self
+            .request(key, client_ip)
             .send()
             .await
             .map_err(|e| RemoteError::Transport(e.without_url().to_string()))?;

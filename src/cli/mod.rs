@@ -1,5 +1,6 @@
 //! The `modelgate` command line. `main.rs` parses; this module runs.
 
+mod doctor;
 mod keys;
 mod show;
 
@@ -43,6 +44,9 @@ enum Command {
     /// Inspect the effective configuration.
     #[command(subcommand)]
     Config(show::ConfigCommand),
+    /// Diagnose every configured dependency, step by step (exit 1: a required one failed,
+    /// 3: only optional ones failed).
+    Doctor(doctor::DoctorArgs),
 }
 
 /// A command's failure: what to print and with which exit status.
@@ -106,6 +110,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Keys(command) => keys::run(command, &config).await,
         Command::Models(command) => show::models(command, &config),
         Command::Config(command) => show::config(command, &config),
+        Command::Doctor(args) => doctor::run(args, &config).await,
     }
 }
 

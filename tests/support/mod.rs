@@ -3,6 +3,7 @@
 
 pub mod auth_stub;
 pub mod chaos;
+pub mod redis_server;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,439 @@
+//! Redis: dns, tcp, tls (or a plaintext probe), AUTH, and SELECT + PING, spoken in raw RESP so
+//! that each layer's failure can be told apart.
+
+use std::time::Duration;
+
+use percent_encoding::percent_decode_str;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+use super::net::{self, Connected};
+use super::tls::{self, Asked, Roots};
+use super::{scrub, Check, DependencyReport};
+use crate::cache::{tls_trust, TlsTrust};
+use crate::config::RedisConfig;
+
+const DEFAULT_PORT: u16 = 6379;
+/// A reply line longer than this is not a reply to our commands.
+const MAX_LINE: usize = 4096;
+const CA_HINT: &str = "set redis.tls_ca_file (MODELGATE_REDIS_TLS_CA_FILE) to the PEM file of \
+                       the CA that signed the server's certificate";
+
+trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
+
+/// Where the server is.
+enum Location {
+    Tcp { host: String, port: u16, tls: bool },
+    Unix(std::path::PathBuf),
+}
+
+/// The parts of a Redis URL the checks need.
+struct Target {
+    location: Location,
+    user: Option<String>,
+    password: Option<String>,
+    db: u32,
+}
+
+fn target(url: &str) -> Result<Target, String> {
+    let parsed = url::Url::parse(url).map_err(|e| format!("the Redis URL does not parse: {e}"))?;
+    let scheme = parsed.scheme().to_ascii_lowercase();
+    // unix:// carries the database in the query (`?db=N`), TCP URLs in the path (`/N`).
+    let db = match scheme.as_str() {
+        "unix" => parsed
+            .query_pairs()
+            .find(|(key, _)| key == "db")
+            .map(|(_, value)| value.into_owned())
+            .unwrap_or_default(),
+        _ => parsed.path().trim_matches('/').to_string(),
+    };
+    let db = match db.as_str() {
+        "" => 0,
+        raw => raw
+            .parse()
+            .map_err(|_| format!("the Redis URL's database {raw:?} is not a number"))?,
+    };
+    let location = match scheme.as_str() {
+        "unix" => Location::Unix(parsed.path().into()),
+        "redis" | "rediss" => Location::Tcp {
+            host: parsed
+                .host_str()
+                .filter(|h| !h.is_empty())
+                .ok_or("the Redis URL has no host")?
+                .to_string(),
+            port: parsed.port().unwrap_or(DEFAULT_PORT),
+            tls: scheme == "rediss",
+        },
+        other => return Err(format!("{other}:// is not a Redis URL scheme")),
+    };
+    let decode = |raw: &str| percent_decode_str(raw).decode_utf8_lossy().into_owned();
+    Ok(Target {
+        location,
+        user: Some(decode(parsed.username())).filter(|u| !u.is_empty()),
+        password: parsed.password().map(decode),
+        db,
+    })
+}
+
+pub(crate) async fn check(config: &RedisConfig, timeout: Duration) -> DependencyReport {
+    let Some(url) = config.url.as_deref() else {
+        return DependencyReport::not_configured("redis", "optional: no shared cache");
+    };
+    let target = match target(url) {
+        Ok(target) => target,
+        Err(cause) => {
+            let mut check = Check::new("redis", false, url, Vec::new(), timeout);
+            check.fail("url", None, cause);
+            return check.finish();
+        }
+    };
+    let steps = match target.location {
+        Location::Tcp { .. } => vec!["dns", "tcp", "tls", "auth", "roundtrip"],
+        Location::Unix(_) => vec!["socket", "tls", "auth", "roundtrip"],
+    };
+    let mut check = Check::new("redis", false, url, steps, timeout);
+    if let Some(mut conn) = connect(&mut check, config, &target).await {
+        // The plaintext probe's answer doubles as the password check when no AUTH is sent.
+        let first_reply = conn.1.take();
+        finish(&mut check, &mut conn.0, &target, first_reply).await;
+    }
+    check.finish()
+}
+
+/// Silence after a plaintext PING.
+const NO_PONG: &str = "connected, but the server never answered PING: packets dropped after \
+                       connect, or it is not a Redis server";
+
+/// Runs the connection steps up to `tls`: a stream ready for commands, and the reply to the
+/// plaintext probe if one was sent.
+async fn connect(
+    check: &mut Check,
+    config: &RedisConfig,
+    target: &Target,
+) -> Option<(Box<dyn Conn>, Option<String>)> {
+    let secret = target.password.as_deref();
+    let (host, port, tls) = match &target.location {
+        Location::Unix(path) => {
+            let silence = "the socket accepts nothing";
+            let stream = check.run("socket", silence, connect_unix(path)).await?;
+            let probe = plaintext_probe(stream, None, secret);
+            let (stream, reply) = check.run("tls", NO_PONG, probe).await?;
+            return Some((Box::new(stream), Some(reply)));
+        }
+        Location::Tcp { host, port, tls } => (host, *port, *tls),
+    };
+    let Connected { stream, addr } = net::dns_and_tcp(check, host, port).await?;
+    if tls {
+        let roots = match tls_trust(config) {
+            Ok(TlsTrust::System) => Roots::Native,
+            Ok(TlsTrust::Ca(pem)) => Roots::Pem(pem),
+            Ok(TlsTrust::Insecure) => Roots::Insecure,
+            Err(e) => {
+                check.fail("tls", None, e.to_string());
+                return None;
+            }
+        };
+        let asked = Asked {
+            by: "URL scheme says rediss://",
+            ca_hint: CA_HINT,
+        };
+        let silence = "connected, but the TLS handshake got no answer: packets dropped after \
+                       connect, or the server is overloaded";
+        let handshake = handshake_or_mismatch(stream, addr, host, &roots, &asked);
+        let tls = check.run("tls", silence, handshake).await?;
+        Some((Box::new(tls), None))
+    } else {
+        let probe = plaintext_probe(stream, Some((addr, host.as_str())), secret);
+        let (stream, reply) = check.run("tls", NO_PONG, probe).await?;
+        Some((Box::new(stream), Some(reply)))
+    }
+}
+
+/// After this long without a finished handshake, ask the port in plaintext as well.
+const HANDSHAKE_GRACE: Duration = Duration::from_millis(150);
+
+/// The TLS handshake; if it has not finished after a grace period, a plaintext PING on a second
+/// connection runs alongside it. A plaintext Redis waits silently for the rest of what it takes
+/// for an inline command, so without that PING it would be indistinguishable from a firewall.
+async fn handshake_or_mismatch(
+    stream: tokio::net::TcpStream,
+    addr: std::net::SocketAddr,
+    host: &str,
+    roots: &Roots,
+    asked: &Asked<'_>,
+) -> Result<
+    (
+        tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+        String,
+    ),
+    String,
+> {
+    let plaintext = async {
+        tokio::time::sleep(HANDSHAKE_GRACE).await;
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let reply = command(&mut stream, &["PING"]).await.ok()??;
+        reply.starts_with(['+', '-']).then_some(reply)
+    };
+    tokio::select! {
+        done = tls::handshake(stream, host, roots, asked) => done,
+        Some(reply) = plaintext => Err(format!(
+            "TLS mismatch: URL scheme says rediss:// (TLS), server speaks plaintext (it \
+             answered a plaintext PING with {}): use redis://",
+            printable(&reply)
+        )),
+    }
+}
+
+async fn connect_unix(path: &std::path::Path) -> Result<(tokio::net::UnixStream, String), String> {
+    let shown = path.display();
+    match tokio::net::UnixStream::connect(path).await {
+        Ok(stream) => Ok((stream, format!("connected to {shown}"))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(format!(
+            "no socket at {shown}: Redis is not running, or the path is wrong"
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Err(format!(
+            "nothing listening on {shown}: Redis stopped and left its socket file"
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => Err(format!(
+            "no permission to use {shown}: check the socket's owner and unixsocketperm"
+        )),
+        Err(e) => Err(format!("cannot connect to {shown}: {e}")),
+    }
+}
+
+/// The `auth` and `roundtrip` steps on a connected stream.
+async fn finish(
+    check: &mut Check,
+    conn: &mut Box<dyn Conn>,
+    target: &Target,
+    first_reply: Option<String>,
+) {
+    let secret = target.password.as_deref();
+    let silence = "the server did not answer the password check";
+    if check
+        .run("auth", silence, auth(conn, target, first_reply))
+        .await
+        .is_none()
+    {
+        return;
+    }
+    let silence = "the server accepted the connection but did not answer PING";
+    check
+        .run("roundtrip", silence, roundtrip(conn, target.db, secret))
+        .await;
+}
+
+/// On a plaintext URL: PING, and if the server at `tcp` hangs up instead of answering, find out
+/// whether it expected TLS.
+async fn plaintext_probe<S: Conn>(
+    mut stream: S,
+    tcp: Option<(std::net::SocketAddr, &str)>,
+    secret: Option<&str>,
+) -> Result<((S, String), String), String> {
+    match command(&mut stream, &["PING"]).await {
+        Ok(Some(reply)) if reply.starts_with(['+', '-']) => {
+            let detail = format!(
+                "plaintext, as redis:// says (PING answered {})",
+                scrub(&reply, secret)
+            );
+            Ok(((stream, reply), detail))
+        }
+        Ok(Some(reply)) => Err(format!(
+            "not a Redis server: it answered PING with {:?}",
+            printable(&scrub(&reply, secret))
+        )),
+        Ok(None) | Err(_) if speaks_tls(tcp).await => Err(
+            "TLS mismatch: URL scheme says redis:// (plaintext), server speaks TLS: use \
+             rediss:// (or REDIS_TLS_ENABLED=true)"
+                .into(),
+        ),
+        Ok(None) => Err(
+            "the server closed the connection without answering PING: not a Redis server, or \
+             it refuses this client (maxclients, protected mode)"
+                .into(),
+        ),
+        Err(e) => Err(format!(
+            "the connection failed before PING was answered: {e}"
+        )),
+    }
+}
+
+async fn speaks_tls(tcp: Option<(std::net::SocketAddr, &str)>) -> bool {
+    match tcp {
+        Some((addr, host)) => tls::speaks_tls(addr, host).await,
+        None => false,
+    }
+}
+
+async fn auth(
+    conn: &mut Box<dyn Conn>,
+    target: &Target,
+    first_reply: Option<String>,
+) -> Result<((), String), String> {
+    let Some(password) = target.password.as_deref() else {
+        let reply = match first_reply {
+            Some(reply) => reply,
+            None => expect_reply(command(conn, &["PING"]).await, None)?,
+        };
+        return if reply.starts_with("-NOAUTH") {
+            Err(
+                "server requires a password, URL has none: add it (redis://:PASSWORD@host) or \
+                 set REDIS_AUTH_TOKEN"
+                    .into(),
+            )
+        } else if reply.starts_with('-') {
+            Err(format!("the server refused PING: {reply}"))
+        } else {
+            Ok(((), "no password in URL, none required".into()))
+        };
+    };
+    let mut args = vec!["AUTH"];
+    if let Some(user) = target.user.as_deref() {
+        args.push(user);
+    }
+    args.push(password);
+    let reply = expect_reply(command(conn, &args).await, Some(password))?;
+    let upper = reply.to_ascii_uppercase();
+    if reply.starts_with('+') {
+        let who = target.user.as_deref().unwrap_or("default");
+        Ok(((), format!("password accepted (user {who})")))
+    } else if upper.starts_with("-WRONGPASS") || upper.contains("INVALID PASSWORD") {
+        Err(match &target.user {
+            Some(user) => format!("wrong password (or unknown user {user})"),
+            None => "wrong password: the server rejected the password in the URL".into(),
+        })
+    } else if upper.contains("WITHOUT ANY PASSWORD CONFIGURED")
+        || upper.contains("NO PASSWORD IS SET")
+    {
+        Err("the URL has a password but the server requires none: is this the right server?".into())
+    } else {
+        Err(format!("AUTH refused: {}", scrub(&reply, Some(password))))
+    }
+}
+
+async fn roundtrip(
+    conn: &mut Box<dyn Conn>,
+    db: u32,
+    secret: Option<&str>,
+) -> Result<((), String), String> {
+    if db != 0 {
+        let index = db.to_string();
+        let reply = expect_reply(command(conn, &["SELECT", &index]).await, secret)?;
+        if reply.starts_with('-') {
+            return Err(format!(
+                "database {db} of the URL cannot be selected: {}",
+                scrub(&reply, secret)
+            ));
+        }
+    }
+    let started = std::time::Instant::now();
+    let reply = expect_reply(command(conn, &["PING"]).await, secret)?;
+    match reply.as_str() {
+        "+PONG" => Ok((
+            (),
+            format!(
+                "PING answered PONG in {:.1} ms (database {db})",
+                started.elapsed().as_secs_f64() * 1000.0
+            ),
+        )),
+        other if other.starts_with("-LOADING") => {
+            Err("Redis is loading its dataset into memory: retry in a moment".into())
+        }
+        other => Err(format!("PING answered {}", scrub(other, secret))),
+    }
+}
+
+fn expect_reply(
+    reply: std::io::Result<Option<String>>,
+    secret: Option<&str>,
+) -> Result<String, String> {
+    match reply {
+        Ok(Some(line)) => Ok(line),
+        Ok(None) => Err("the server closed the connection instead of answering".into()),
+        Err(e) => Err(scrub(&format!("the connection failed: {e}"), secret)),
+    }
+}
+
+/// Sends one RESP command and reads one line of reply; `None` when the server hung up first.
+async fn command<S: AsyncRead + AsyncWrite + Unpin>(
+    conn: &mut S,
+    args: &[&str],
+) -> std::io::Result<Option<String>> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for arg in args {
+        out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+        out.extend_from_slice(arg.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    conn.write_all(&out).await?;
+    conn.flush().await?;
+    let mut line = Vec::new();
+    let mut buffer = [0u8; 512];
+    // Our commands are answered by one simple string or error: one line.
+    while !line.contains(&b'\n') && line.len() < MAX_LINE {
+        let n = conn.read(&mut buffer).await?;
+        if n == 0 {
+            return Ok(if line.is_empty() {
+                None
+            } else {
+                Some(String::from_utf8_lossy(&line).trim_end().to_string())
+            });
+        }
+        line.extend_from_slice(&buffer[..n]);
+    }
+    let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
+    Ok(Some(
+        String::from_utf8_lossy(&line[..end]).trim_end().to_string(),
+    ))
+}
+
+/// At most 60 printable characters of what a non-Redis server said.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_graphic() || c == ' ' {
+                c
+            } else {
+                '.'
+            }
+        })
+        .take(60)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_parts_are_decoded() {
+        let t = target("rediss://app:p%40ss@cache.example:6380/2").expect("parses");
+        assert!(matches!(
+            t.location,
+            Location::Tcp { ref host, port: 6380, tls: true } if host == "cache.example"
+        ));
+        assert_eq!(t.user.as_deref(), Some("app"));
+        assert_eq!(t.password.as_deref(), Some("p@ss"));
+        assert_eq!(t.db, 2);
+        let t = target("redis://cache").expect("parses");
+        assert!(matches!(
+            t.location,
+            Location::Tcp {
+                port: DEFAULT_PORT,
+                tls: false,
+                ..
+            }
+        ));
+        assert_eq!(t.db, 0);
+        assert!(t.password.is_none() && t.user.is_none());
+        let t = target("unix:///run/redis.sock?db=3").expect("parses");
+        assert!(matches!(t.location, Location::Unix(ref p) if p.ends_with("redis.sock")));
+        assert_eq!(t.db, 3);
+    }
+
+    #[test]
+    fn unusable_urls_are_explained() {
+        assert!(target("redis://cache/x").is_err());
+        assert!(target("http://cache").is_err());
+    }
+}
