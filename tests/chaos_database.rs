@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use modelgate::auth::Scope;
 use serde_json::json;
 use support::chaos::{ChaosProxy, Fault};
-use support::{problem, Backend, TestApp, TestDatabase};
+use support::{problem, TestApp};
 
 const PREDICT: &str = "/api/v1/models/21/predict";
 
@@ -20,24 +20,14 @@ async fn app_behind_proxy() -> (TestApp, ChaosProxy) {
 async fn app_behind_proxy_with(
     adjust: impl FnOnce(&mut modelgate::config::Config),
 ) -> (TestApp, ChaosProxy) {
-    let db = TestDatabase::new(Backend::Postgres).await;
-    let postgres: std::net::SocketAddr = "127.0.0.1:5432".parse().expect("addr");
-    let proxy = ChaosProxy::start(postgres).await;
-    let proxied_url = db.url.replace("127.0.0.1:5432", &proxy.addr().to_string());
-    assert_ne!(
-        proxied_url, db.url,
-        "the test database URL must name 127.0.0.1:5432"
-    );
-    let app = TestApp::spawn_on(db, move |c| {
-        c.database.url = proxied_url;
+    support::chaos::app_with_proxied_postgres(|c| {
         c.database.timeout = Duration::from_millis(150);
         c.database.connect_timeout = Duration::from_millis(150);
         c.breaker.consecutive_failures = 3;
         c.breaker.cooldown = Duration::from_millis(500);
         adjust(c);
     })
-    .await;
-    (app, proxy)
+    .await
 }
 
 async fn timed_predict(app: &TestApp, key: &str) -> (u16, Duration, reqwest::Response) {

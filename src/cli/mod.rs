@@ -1,6 +1,7 @@
 //! The `modelgate` command line. `main.rs` parses; this module runs.
 
 mod keys;
+mod probe;
 mod show;
 
 use std::io::Write;
@@ -43,6 +44,8 @@ enum Command {
     /// Inspect the effective configuration.
     #[command(subcommand)]
     Config(show::ConfigCommand),
+    /// Check a running server end to end (health and one prediction) at an interval.
+    Probe(probe::ProbeArgs),
 }
 
 /// A command's failure: what to print and with which exit status.
@@ -100,12 +103,15 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> Result<(), Failure> {
-    let config = Config::load(cli.config.as_deref())?;
+    // Loaded only by the commands that use it: a probe checks a server from the outside and
+    // must work without the server's configuration file or store.
+    let config = || Config::load(cli.config.as_deref());
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(config).await,
-        Command::Keys(command) => keys::run(command, &config).await,
-        Command::Models(command) => show::models(command, &config),
-        Command::Config(command) => show::config(command, &config),
+        Command::Serve => serve(config()?).await,
+        Command::Keys(command) => keys::run(command, &config()?).await,
+        Command::Models(command) => show::models(command, &config()?),
+        Command::Config(command) => show::config(command, &config()?),
+        Command::Probe(args) => probe::run(args).await,
     }
 }
 
