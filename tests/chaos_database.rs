@@ -20,7 +20,7 @@ async fn app_behind_proxy() -> (TestApp, ChaosProxy) {
 async fn app_behind_proxy_with(
     adjust: impl FnOnce(&mut modelgate::config::Config),
 ) -> (TestApp, ChaosProxy) {
-    support::chaos::app_with_proxied_postgres(|c| {
+    support::app_with_proxied_postgres(|c| {
         c.database.timeout = Duration::from_millis(150);
         c.database.connect_timeout = Duration::from_millis(150);
         c.breaker.consecutive_failures = 3;

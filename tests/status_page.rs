@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use modelgate::auth::Scope;
 use serde_json::{json, Value};
-use support::chaos::{app_with_proxied_postgres, Fault};
-use support::{problem, repo_path, Backend, TestApp};
+use support::chaos::Fault;
+use support::{app_with_proxied_postgres, problem, repo_path, Backend, TestApp};
 
 const PREDICT: &str = "/api/v1/models/21/predict";
 const CHROMIUM: &str = "/usr/bin/chromium";

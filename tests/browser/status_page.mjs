@@ -4,6 +4,7 @@
 // Conversation with the Rust test, one line each way per step:
 //   stdout "READY healthy"        -> stdin "database-refused" (the database proxy now refuses)
 //   stdout "READY database-down"  -> stdin "server-stopped"   (the server is gone)
+//   then, with answers faked in the browser, the details of the newer /health ("checks");
 //   stdout "RESULT {json}" and exit 0; any failure: a message on stderr and exit 1.
 // Uses the system Chromium (never downloads one) with a throwaway profile.
 
@@ -114,6 +115,35 @@ try {
   const alert = await page.locator('#connection').innerText();
   check(/unreachable|no answer/i.test(alert), `connection alert: ${alert}`);
   check((await overall.getAttribute('data-state')) === 'unreachable', 'overall state not unreachable');
+
+  // Phase 4: a /health with per-dependency checks (faked here, as this server may predate
+  // them) shows since, latency, breaker, impact and the last error.
+  const serverNow = Date.now();
+  const ago = (seconds) => new Date(serverNow - seconds * 1000).toISOString();
+  const detailed = {
+    status: 'degraded', version: 'test', timestamp: new Date(serverNow).toISOString(), uptime_s: 90,
+    services: { database: 'healthy', redis: 'unhealthy', models: 'healthy' },
+    checks: {
+      database: { status: 'healthy', required: true, latency_ms: 1.25, since: ago(90), last_success: ago(1), last_error: null, breaker: 'closed', impact: 'Keys are checked.' },
+      redis: { status: 'unhealthy', required: false, latency_ms: null, since: ago(125), last_success: ago(130), last_error: 'connection refused <b>', breaker: 'open', impact: 'Instances share no key cache.' },
+      models: { status: 'healthy', required: true, latency_ms: null, since: ago(90), last_success: null, last_error: null, breaker: null, impact: 'Predictions are served.' },
+    },
+  };
+  await page.route('**/health', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(detailed) }));
+  await page.route('**/status/stats', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify({ window_s: 60, requests: 200, requests_per_s: 3.33, p99_ms: 12.5, error_ratio: 0.1, errors_5xx: 20 }) }));
+  await page.waitForSelector('body[data-last-refresh="ok"] #deps[data-detail="on"]', { timeout: SHOW_WITHIN_MS });
+  check((await overall.getAttribute('data-state')) === 'degraded', 'overall not degraded');
+  const redis = await page.locator('#deps tr[data-dependency="redis"]').innerText();
+  for (const expected of ['Redis', 'optional', 'Unhealthy', 'for 2m 5s', 'Open', 'Instances share no key cache.', 'connection refused <b>']) {
+    check(redis.includes(expected), `redis row lacks "${expected}": ${redis}`);
+  }
+  const database = await page.locator('#deps tr[data-dependency="database"]').innerText();
+  for (const expected of ['required', 'Healthy', '1.25 ms', 'Closed', 'none']) {
+    check(database.includes(expected), `database row lacks "${expected}": ${database}`);
+  }
+  check(await page.locator('#deps b').count() === 0, 'an error message was rendered as HTML');
+  check((await page.locator('#errors-tile').getAttribute('data-state')) === 'unhealthy', 'a 10 % error rate is not flagged');
+  check(await page.locator('#p99').innerText() === '12.5 ms', 'p99 not shown');
 
   const foreign = requests.filter((url) => new URL(url).origin !== origin);
   check(foreign.length === 0, `requests to other hosts: ${foreign.join(', ')}`);

@@ -12,8 +12,6 @@ use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
-use super::{Backend, TestApp, TestDatabase};
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fault {
     /// Forward faithfully.
@@ -90,26 +88,6 @@ impl ChaosProxy {
     pub fn upstream_bytes(&self) -> u64 {
         self.upstream_bytes.load(Ordering::SeqCst)
     }
-}
-
-/// An app on a fresh PostgreSQL database that it reaches only through a new proxy.
-pub async fn app_with_proxied_postgres(
-    adjust: impl FnOnce(&mut modelgate::config::Config),
-) -> (TestApp, ChaosProxy) {
-    let db = TestDatabase::new(Backend::Postgres).await;
-    let postgres: SocketAddr = "127.0.0.1:5432".parse().expect("addr");
-    let proxy = ChaosProxy::start(postgres).await;
-    let proxied_url = db.url.replace("127.0.0.1:5432", &proxy.addr().to_string());
-    assert_ne!(
-        proxied_url, db.url,
-        "the test database URL must name 127.0.0.1:5432"
-    );
-    let app = TestApp::spawn_on(db, move |c| {
-        c.database.url = proxied_url;
-        adjust(c);
-    })
-    .await;
-    (app, proxy)
 }
 
 /// A running flap; stopping it leaves the proxy healthy.

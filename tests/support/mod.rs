@@ -227,6 +227,26 @@ impl TestApp {
     }
 }
 
+/// An app on a fresh PostgreSQL database that it reaches only through a new proxy.
+pub async fn app_with_proxied_postgres(
+    adjust: impl FnOnce(&mut Config),
+) -> (TestApp, chaos::ChaosProxy) {
+    let db = TestDatabase::new(Backend::Postgres).await;
+    let postgres: SocketAddr = "127.0.0.1:5432".parse().expect("addr");
+    let proxy = chaos::ChaosProxy::start(postgres).await;
+    let proxied_url = db.url.replace("127.0.0.1:5432", &proxy.addr().to_string());
+    assert_ne!(
+        proxied_url, db.url,
+        "the test database URL must name 127.0.0.1:5432"
+    );
+    let app = TestApp::spawn_on(db, move |c| {
+        c.database.url = proxied_url;
+        adjust(c);
+    })
+    .await;
+    (app, proxy)
+}
+
 /// A problem+json body, asserting the media type.
 pub async fn problem(response: reqwest::Response) -> serde_json::Value {
     let content_type = response
