@@ -95,6 +95,7 @@ impl App {
             store,
             models,
             lifecycle: Arc::new(Lifecycle::new()),
+            stats: Arc::new(http::stats::RequestStats::new()),
         };
         Ok(App { listener, state })
     }

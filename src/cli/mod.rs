@@ -2,6 +2,7 @@
 
 mod doctor;
 mod keys;
+mod probe;
 mod show;
 
 use std::io::Write;
@@ -47,6 +48,8 @@ enum Command {
     /// Diagnose every configured dependency, step by step (exit 1: a required one failed,
     /// 3: only optional ones failed).
     Doctor(doctor::DoctorArgs),
+    /// Check a running server end to end (health and one prediction) at an interval.
+    Probe(probe::ProbeArgs),
 }
 
 /// A command's failure: what to print and with which exit status.
@@ -104,13 +107,16 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 async fn dispatch(cli: Cli) -> Result<(), Failure> {
-    let config = Config::load(cli.config.as_deref())?;
+    // Loaded only by the commands that use it: a probe checks a server from the outside and
+    // must work without the server's configuration file or store.
+    let config = || Config::load(cli.config.as_deref());
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(config).await,
-        Command::Keys(command) => keys::run(command, &config).await,
-        Command::Models(command) => show::models(command, &config),
-        Command::Config(command) => show::config(command, &config),
-        Command::Doctor(args) => doctor::run(args, &config).await,
+        Command::Serve => serve(config()?).await,
+        Command::Keys(command) => keys::run(command, &config()?).await,
+        Command::Models(command) => show::models(command, &config()?),
+        Command::Config(command) => show::config(command, &config()?),
+        Command::Doctor(args) => doctor::run(args, &config()?).await,
+        Command::Probe(args) => probe::run(args).await,
     }
 }
 

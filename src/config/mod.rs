@@ -34,6 +34,7 @@ pub struct Config {
     pub health: HealthConfig,
     pub alerts: AlertsConfig,
     pub log: LogConfig,
+    pub status: StatusConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -186,6 +187,32 @@ pub struct LogConfig {
     pub filter: String,
 }
 
+/// The `/status` page for people, and the `/status/stats` numbers it shows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StatusConfig {
+    /// Serve `/status` and `/status/stats` (off: both answer 404).
+    pub enabled: bool,
+    /// Only keys with the `admin` scope may see them (off: no key needed, like `/health`).
+    pub require_admin: bool,
+    /// How often the page asks the server again.
+    #[serde(with = "humantime_serde")]
+    pub refresh: Duration,
+}
+
+impl Default for StatusConfig {
+    fn default() -> Self {
+        StatusConfig {
+            enabled: true,
+            require_admin: false,
+            refresh: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Faster page refreshes would make browsers a noticeable share of a quiet instance's load.
+const MIN_STATUS_REFRESH: Duration = Duration::from_millis(250);
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -200,6 +227,7 @@ impl Default for Config {
             health: HealthConfig::default(),
             alerts: AlertsConfig::default(),
             log: LogConfig::default(),
+            status: StatusConfig::default(),
         }
     }
 }
@@ -379,6 +407,11 @@ impl Config {
                 !self.alerts.timeout.is_zero(),
                 "expected a duration above zero, such as 2s",
             ),
+            (
+                "status.refresh",
+                self.status.refresh >= MIN_STATUS_REFRESH,
+                "expected a duration of at least 250ms, such as 2s",
+            ),
         ];
         match checks.into_iter().find(|(_, ok, _)| !ok) {
             Some((key, _, expected)) => Err(ConfigError::invalid(sources.describe(key), expected)),
@@ -455,6 +488,32 @@ mod tests {
         assert_eq!(config.auth.cache_ttl, Duration::from_secs(30));
         assert_eq!(config.auth.negative_ttl, Duration::from_secs(5));
         assert_eq!(config.http.body_limit_bytes, 1024 * 1024);
+        assert!(config.status.enabled);
+        assert!(!config.status.require_admin);
+        assert_eq!(config.status.refresh, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn status_settings_come_from_the_environment_and_are_checked() {
+        let config = Config::load_from(
+            None,
+            &env(&[
+                ("MODELGATE_STATUS_ENABLED", "false"),
+                ("MODELGATE_STATUS_REQUIRE_ADMIN", "yes"),
+                ("MODELGATE_STATUS_REFRESH", "5s"),
+            ]),
+        )
+        .expect("loads");
+        assert!(!config.status.enabled);
+        assert!(config.status.require_admin);
+        assert_eq!(config.status.refresh, Duration::from_secs(5));
+        let err = Config::load_from(None, &env(&[("MODELGATE_STATUS_REFRESH", "10ms")]))
+            .expect_err("too fast");
+        assert!(
+            err.to_string()
+                .contains("status.refresh (from MODELGATE_STATUS_REFRESH)"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -11,7 +11,8 @@ use super::problem::ApiError;
 use super::AppState;
 use crate::auth::{allows, extract, AuthError, Principal, Scope};
 
-/// Paths served without a key: exact matches only, never prefixes.
+/// Paths served without a key: exact matches only, never prefixes. The status page's paths
+/// are public too unless configured otherwise (`status::is_public`).
 pub const PUBLIC_PATHS: &[&str] = &[
     "/health",
     "/health/live",
@@ -28,7 +29,8 @@ pub async fn authenticate(
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
-    if PUBLIC_PATHS.contains(&request.uri().path()) {
+    let path = request.uri().path();
+    if PUBLIC_PATHS.contains(&path) || super::status::is_public(path, &state.config.status) {
         return Ok(next.run(request).await);
     }
     let key = extract::api_key(

@@ -8,6 +8,8 @@ mod models;
 mod predict;
 pub mod problem;
 pub mod request_id;
+pub mod stats;
+mod status;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -76,6 +78,8 @@ pub struct AppState {
     pub health: Arc<Health>,
     pub models: ModelRegistry,
     pub lifecycle: Arc<Lifecycle>,
+    /// The last minute of requests, for `/status/stats`.
+    pub stats: Arc<stats::RequestStats>,
 }
 
 /// A panic is a bug; the client still gets a problem+json 500 and the connection survives.
@@ -106,8 +110,25 @@ async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str
     )
 }
 
+/// Routes whose polling is not counted in `/status/stats`: monitors asking every few seconds
+/// would otherwise dominate a quiet instance's numbers and flatter its p99.
+const UNCOUNTED_ROUTES: &[&str] = &[
+    "/status",
+    "/status/stats",
+    "/health",
+    "/health/live",
+    "/health/ready",
+    "/live",
+    "/ready",
+    "/metrics",
+];
+
 /// Counts and times every request by its route template (never the raw path: unbounded labels).
-async fn record_metrics(request: Request, next: Next) -> axum::response::Response {
+async fn record_metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> axum::response::Response {
     let started = Instant::now();
     let route = request
         .extensions()
@@ -115,11 +136,17 @@ async fn record_metrics(request: Request, next: Next) -> axum::response::Respons
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = request.method().to_string();
     let response = next.run(request).await;
+    let elapsed = started.elapsed();
+    if !UNCOUNTED_ROUTES.contains(&route.as_str()) {
+        state
+            .stats
+            .record(elapsed, response.status().is_server_error());
+    }
     let status = response.status().as_u16().to_string();
     metrics::counter!(crate::metrics::HTTP_REQUESTS, "route" => route.clone(), "method" => method, "status" => status)
         .increment(1);
     metrics::histogram!(crate::metrics::HTTP_DURATION, "route" => route)
-        .record(started.elapsed().as_secs_f64());
+        .record(elapsed.as_secs_f64());
     response
 }
 
@@ -170,10 +197,11 @@ pub fn router(state: AppState) -> Router {
         .merge(predict_routes)
         .merge(admin_routes)
         .merge(public_routes)
+        .merge(status::routes(&state.config.status))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), authn::authenticate))
-        .layer(from_fn(record_metrics))
+        .layer(from_fn_with_state(state.clone(), record_metrics))
         .layer(from_fn_with_state(state.clone(), with_deadline))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
