@@ -1,5 +1,5 @@
 //! `GET /status` and `GET /status/stats`: access rules over plain HTTP, and the page itself
-//! in headless Chromium (tests/browser/status_page.mjs) while its database goes away.
+//! in headless Chromium (tests/browser/status_page.mjs) while its Redis goes away.
 
 mod support;
 
@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use modelgate::auth::Scope;
 use serde_json::{json, Value};
-use support::chaos::Fault;
-use support::{problem, repo_path, Backend, TestApp};
+use support::chaos::{ChaosProxy, Fault};
+use support::{problem, repo_path, Backend, TestApp, REDIS};
 
 const PREDICT: &str = "/api/v1/models/21/predict";
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -137,13 +137,20 @@ async fn next_line(
 }
 
 #[tokio::test]
-async fn page_shows_a_database_outage_and_a_lost_server_in_chromium() {
+async fn page_shows_a_redis_outage_and_a_lost_server_in_chromium() {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 
     let script_dir = browser_prerequisites();
     let started = Instant::now();
     let refresh = Duration::from_secs(1);
-    let (app, proxy) = TestApp::behind_postgres_proxy(|c| c.status.refresh = refresh).await;
+    let proxy = ChaosProxy::start(REDIS.parse().expect("addr")).await;
+    let redis_url = format!("redis://{}/0", proxy.addr());
+    let app = TestApp::spawn_with(Backend::Sqlite, move |c| {
+        c.status.refresh = refresh;
+        c.redis.url = Some(redis_url);
+        c.health.probe_interval = Duration::from_millis(250);
+    })
+    .await;
     let key = app.predict_key().await;
     for _ in 0..5 {
         let response = app.post_json(PREDICT, &key, &json!({"inputs": {}})).await;
@@ -169,11 +176,11 @@ async fn page_shows_a_database_outage_and_a_lost_server_in_chromium() {
     assert_eq!(next_line(&mut lines, first).await, "READY healthy");
     proxy.set(Fault::Refused);
     stdin
-        .write_all(b"database-refused\n")
+        .write_all(b"redis-refused\n")
         .await
         .expect("to script");
 
-    assert_eq!(next_line(&mut lines, step).await, "READY database-down");
+    assert_eq!(next_line(&mut lines, step).await, "READY redis-down");
     app.stop().await;
     stdin
         .write_all(b"server-stopped\n")
