@@ -1,5 +1,7 @@
 //! The `modelgate` binary: configuration errors, `config show`, `keys`, `models`, and `serve`.
 
+mod support;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
@@ -8,23 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_modelgate");
-
-/// A command with a clean environment, run from the repository (so `models/` resolves).
+/// The binary with a clean environment plus `env`.
 fn modelgate(dir: &Path, env: &[(&str, &str)]) -> Command {
-    let mut command = Command::new(BIN);
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env(
-            "MODELGATE_DATABASE_URL",
-            format!("sqlite://{}", dir.join("db.sqlite").display()),
-        )
-        .env(
-            "MODELGATE_MODELS_DIR",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
-        )
-        .current_dir(dir);
+    let mut command = support::modelgate_command(dir);
     for (name, value) in env {
         command.env(name, value);
     }

@@ -15,8 +15,6 @@ use support::chaos::{ChaosProxy, Fault};
 use support::redis_server::{free_port, redis_server, tls_server};
 use support::{postgres_admin_url, REDIS};
 
-const BIN: &str = env!("CARGO_BIN_EXE_modelgate");
-
 /// A run of the binary: its exit status, stdout, stderr and how long it took.
 struct Run {
     code: Option<i32>,
@@ -62,6 +60,15 @@ impl Run {
             .to_string()
     }
 
+    fn assert_verdict(&self, name: &str, cause: &str) {
+        let verdict = self.verdict(name);
+        assert!(
+            verdict.contains(cause),
+            "{name}: {verdict}\n{}",
+            self.stdout
+        );
+    }
+
     fn assert_code(&self, code: i32) {
         assert_eq!(
             self.code,
@@ -85,21 +92,8 @@ impl Run {
 /// Runs `modelgate doctor ARGS` with a clean environment plus `env` (SQLite and the repository's
 /// models unless `env` says otherwise).
 async fn doctor(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Run {
-    let mut command = tokio::process::Command::new(BIN);
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env(
-            "MODELGATE_DATABASE_URL",
-            format!("sqlite://{}", dir.join("db.sqlite").display()),
-        )
-        .env(
-            "MODELGATE_MODELS_DIR",
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("models"),
-        )
-        .current_dir(dir)
-        .arg("doctor")
-        .args(args);
+    let mut command = tokio::process::Command::from(support::modelgate_command(dir));
+    command.arg("doctor").args(args);
     for (name, value) in env {
         command.env(name, value);
     }
@@ -239,11 +233,7 @@ async fn refused_redis_is_optional_and_names_nothing_listening() {
     run.assert_code(3);
     assert_eq!(run.json()["status"], "degraded");
     assert_eq!(run.failed_step("redis"), "tcp");
-    assert!(
-        run.verdict("redis").contains("nothing listening"),
-        "{}",
-        run.stdout
-    );
+    run.assert_verdict("redis", "nothing listening");
     // Later steps are listed as skipped, not silently dropped.
     let steps = run.dependency("redis")["steps"].clone();
     let skipped: Vec<&Value> = steps
@@ -267,11 +257,7 @@ async fn refused_database_is_required_and_exits_1() {
     let run = doctor(dir.path(), &env, &["--json"]).await;
     run.assert_code(1);
     assert_eq!(run.json()["status"], "failed");
-    assert!(
-        run.verdict("database").contains("nothing listening"),
-        "{}",
-        run.stdout
-    );
+    run.assert_verdict("database", "nothing listening");
     assert_eq!(
         run.dependency("database")["url"],
         format!("postgres://app:***@127.0.0.1:{port}/main")
@@ -307,11 +293,7 @@ async fn silent_listener_finishes_within_the_timeout_and_names_the_silence() {
             "{name}: {verdict}"
         );
     }
-    assert!(
-        run.verdict("redis").contains("packets dropped"),
-        "{}",
-        run.stdout
-    );
+    run.assert_verdict("redis", "packets dropped");
 }
 
 #[tokio::test]
@@ -333,11 +315,7 @@ async fn chaos_silent_and_connect_hang_are_told_apart() {
     run.assert_code(3);
     assert!(run.took < Duration::from_secs(5), "took {:?}", run.took);
     assert_eq!(run.failed_step("redis"), "tls");
-    assert!(
-        run.verdict("redis").contains("never answered PING"),
-        "{}",
-        run.stdout
-    );
+    run.assert_verdict("redis", "never answered PING");
 
     proxy.set(Fault::ConnectHang);
     // The proxy closes its port and jams a new backlog in the background; let it finish.
@@ -346,11 +324,7 @@ async fn chaos_silent_and_connect_hang_are_told_apart() {
     run.assert_code(3);
     assert!(run.took < Duration::from_secs(5), "took {:?}", run.took);
     assert_eq!(run.failed_step("redis"), "tcp");
-    assert!(
-        run.verdict("redis").contains("packets are being dropped"),
-        "{}",
-        run.stdout
-    );
+    run.assert_verdict("redis", "packets are being dropped");
 }
 
 #[tokio::test]
@@ -435,11 +409,7 @@ async fn redis_passwords_are_checked_and_never_shown() {
     .await;
     run.assert_code(3);
     assert_eq!(run.failed_step("redis"), "auth");
-    assert!(
-        run.verdict("redis").contains("wrong password"),
-        "{}",
-        run.stdout
-    );
+    run.assert_verdict("redis", "wrong password");
     assert_eq!(
         run.dependency("redis")["url"],
         format!("redis://:***@127.0.0.1:{port}/0")
@@ -481,7 +451,7 @@ async fn unresolvable_name_is_named() {
     .await;
     run.assert_code(3);
     assert_eq!(run.failed_step("redis"), "dns");
-    assert!(run.verdict("redis").contains("resolve"), "{}", run.stdout);
+    run.assert_verdict("redis", "resolve");
 }
 
 #[tokio::test]
@@ -496,7 +466,7 @@ async fn postgres_login_problems_are_named() {
     let run = doctor(dir.path(), &[missing], &["--json"]).await;
     run.assert_code(1);
     assert_eq!(run.failed_step("database"), "auth");
-    assert!(run.verdict("database").contains("3D000"), "{}", run.stdout);
+    run.assert_verdict("database", "3D000");
 
     let stranger = (
         "MODELGATE_DATABASE_URL",
@@ -504,7 +474,7 @@ async fn postgres_login_problems_are_named() {
     );
     let run = doctor(dir.path(), &[stranger], &["--json"]).await;
     run.assert_code(1);
-    assert!(run.verdict("database").contains("28000"), "{}", run.stdout);
+    run.assert_verdict("database", "28000");
 }
 
 #[tokio::test]
@@ -531,21 +501,13 @@ async fn auth_service_contract_is_checked() {
     let env = [("MODELGATE_AUTH_SERVICE_URL", format!("http://{accepts}"))];
     let run = doctor(dir.path(), &env, &["--json"]).await;
     run.assert_code(1);
-    assert!(
-        run.verdict("auth_service").contains("accepted a bogus key"),
-        "{}",
-        run.stdout
-    );
+    run.assert_verdict("auth_service", "accepted a bogus key");
 
     let erroring = http_stub(StatusCode::SERVICE_UNAVAILABLE, "{}").await;
     let env = [("MODELGATE_AUTH_SERVICE_URL", format!("http://{erroring}"))];
     let run = doctor(dir.path(), &env, &["--json"]).await;
     run.assert_code(1);
-    assert!(
-        run.verdict("auth_service").contains("erroring (503"),
-        "{}",
-        run.stdout
-    );
+    run.assert_verdict("auth_service", "erroring (503");
 }
 
 #[tokio::test]

@@ -98,6 +98,22 @@ impl Drop for TestDatabase {
     }
 }
 
+/// The `modelgate` binary with a clean environment: its own SQLite store in `dir`, the
+/// repository's models, run from `dir`.
+pub fn modelgate_command(dir: &Path) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_modelgate"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env(
+            "MODELGATE_DATABASE_URL",
+            format!("sqlite://{}", dir.join("db.sqlite").display()),
+        )
+        .env("MODELGATE_MODELS_DIR", repo_path("models"))
+        .current_dir(dir);
+    command
+}
+
 pub fn base_config(db_url: &str) -> Config {
     let mut config = Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
