@@ -132,6 +132,13 @@ impl SharedCache {
         &self.redis
     }
 
+    /// The shared, self-reconnecting connection, for other Redis users (rate limits, events):
+    /// they call through [`SharedCache::dependency`] so that Redis has one breaker and one
+    /// health state.
+    pub fn connection(&self) -> ConnectionManager {
+        self.connection.clone()
+    }
+
     /// The cached principal, or `None` on a miss and on any Redis trouble (which the breaker
     /// and the dependency's status record).
     pub async fn get(&self, key_hash: &str) -> Option<Principal> {
