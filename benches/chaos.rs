@@ -91,6 +91,7 @@ async fn run(scenario: &Scenario, stamp: &str) -> serde_json::Value {
             scopes: vec![],
             rate_limit: None,
             expires_in: None,
+            ..NewKey::default()
         };
         keys.push(issue_key(&store, new).await.expect("key").key);
     }

@@ -124,6 +124,7 @@ async fn revocation_by_another_process_applies_after_cache_ttl(backend: Backend)
             scopes: vec![],
             rate_limit: None,
             expires_in: None,
+            ..NewKey::default()
         },
     )
     .await
@@ -156,6 +157,7 @@ async fn expired_key_is_refused(backend: Backend) {
             scopes: vec![],
             rate_limit: None,
             expires_in: Some(Duration::from_secs(1)),
+            ..NewKey::default()
         },
     )
     .await

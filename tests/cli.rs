@@ -277,6 +277,39 @@ fn keys_create_list_revoke() {
 }
 
 #[test]
+fn prepaid_keys_are_created_and_topped_up() {
+    let dir = tempfile::tempdir().expect("dir");
+    let created = create_key(dir.path(), &["--credits", "5"]);
+    assert_eq!(created["credits"], 5);
+    let id = created["id"].as_str().expect("id");
+    let topped = run(dir.path(), &[], &["keys", "topup", id, "3", "--json"]);
+    assert_eq!(topped.status.code(), Some(0), "{}", stderr(&topped));
+    let topped: Value = serde_json::from_slice(&topped.stdout).expect("json");
+    assert_eq!(topped["credits"], 8);
+    let listed = stdout(&run(dir.path(), &[], &["keys", "list"]));
+    assert!(listed.contains("CREDITS"), "{listed}");
+
+    let unmetered = create_key(dir.path(), &[]);
+    let unmetered = unmetered["id"].as_str().expect("id");
+    for args in [
+        &["keys", "topup", unmetered, "3"][..],
+        &["keys", "topup", "key_nope", "3"][..],
+        &["keys", "topup", id, "0"][..],
+        &["keys", "topup", id, "lots"][..],
+        &["keys", "create", "--name", "x", "--credits", "-1"][..],
+    ] {
+        let output = run(dir.path(), &[], args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(!stderr(&output).contains("panicked"));
+    }
+}
+
+#[test]
 fn bad_key_arguments_exit_2() {
     let dir = tempfile::tempdir().expect("dir");
     for extra in [

@@ -21,6 +21,7 @@ async fn keys_round_trip(backend: Backend) {
             scopes: vec![Scope::Admin, Scope::Predict, Scope::Admin],
             rate_limit: Some("100/m".parse::<RateLimit>().expect("limit")),
             expires_in: Some(std::time::Duration::from_secs(3600)),
+            ..NewKey::default()
         },
     )
     .await

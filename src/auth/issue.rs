@@ -8,14 +8,18 @@ use super::{secret, RateLimit, Scope};
 use crate::store::{ApiKeyRecord, Store, StoreError};
 
 const MAX_NAME_LEN: usize = 100;
+/// A balance large enough for any prepaid plan, far from integer overflow.
+pub const MAX_CREDITS: i64 = 1_000_000_000_000;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct NewKey {
     pub name: String,
     /// Empty means the default, `predict`.
     pub scopes: Vec<Scope>,
     pub rate_limit: Option<RateLimit>,
     pub expires_in: Option<Duration>,
+    /// Makes the key prepaid with this many predictions.
+    pub credits: Option<i64>,
 }
 
 /// The key in clear, handed out exactly once, and what was stored about it.
@@ -31,6 +35,8 @@ pub enum NewKeyError {
     Name,
     #[error("expected a duration of at least 1 second, such as 30d")]
     Expiry,
+    #[error("expected a number of credits from 0 to {MAX_CREDITS}")]
+    Credits,
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -41,6 +47,7 @@ impl NewKeyError {
         match self {
             NewKeyError::Name => Some("name"),
             NewKeyError::Expiry => Some("expires_in"),
+            NewKeyError::Credits => Some("credits"),
             NewKeyError::Store(_) => None,
         }
     }
@@ -65,6 +72,9 @@ pub fn prepare_key(new: NewKey) -> Result<IssuedKey, NewKeyError> {
                 .ok_or(NewKeyError::Expiry)?,
         ),
     };
+    if new.credits.is_some_and(|c| !(0..=MAX_CREDITS).contains(&c)) {
+        return Err(NewKeyError::Credits);
+    }
     let mut scopes = new.scopes;
     if scopes.is_empty() {
         scopes.push(Scope::Predict);
@@ -81,6 +91,7 @@ pub fn prepare_key(new: NewKey) -> Result<IssuedKey, NewKeyError> {
         created_at: now,
         expires_at,
         revoked_at: None,
+        credits: new.credits,
     };
     Ok(IssuedKey { key, record })
 }

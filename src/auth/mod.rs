@@ -16,7 +16,7 @@ use std::sync::Arc;
 use chrono::Utc;
 
 pub use cache::{Answer, KeyCache, Lookup};
-pub use issue::{issue_key, prepare_key, IssuedKey, NewKey, NewKeyError};
+pub use issue::{issue_key, prepare_key, IssuedKey, NewKey, NewKeyError, MAX_CREDITS};
 pub use principal::Principal;
 use remote::Verdict;
 pub use remote::{RemoteAuth, HEALTH_PROBE_KEY};

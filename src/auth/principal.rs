@@ -24,6 +24,9 @@ pub struct Principal {
     /// False when the remote auth service says the account cannot pay (402).
     #[serde(default = "yes")]
     pub has_sufficient_balance: bool,
+    /// Each prediction takes a credit from the key's balance in the store.
+    #[serde(default)]
+    pub prepaid: bool,
 }
 
 fn yes() -> bool {
@@ -44,6 +47,7 @@ impl Principal {
             email: None,
             balance: None,
             has_sufficient_balance: true,
+            prepaid: record.credits.is_some(),
         };
         (record.revoked_at.is_none() && !principal.is_expired(now)).then_some(principal)
     }

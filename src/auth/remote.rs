@@ -112,6 +112,8 @@ fn principal(body: Validated, key_prefix: String) -> Principal {
         email: body.email.or(user.email),
         balance: body.balance,
         has_sufficient_balance: body.has_sufficient_balance.unwrap_or(true),
+        // The service keeps the balance; usage is reported to it after each prediction.
+        prepaid: false,
     }
 }
 

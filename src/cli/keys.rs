@@ -1,4 +1,4 @@
-//! `modelgate keys create|list|revoke`.
+//! `modelgate keys create|list|topup|revoke`.
 
 use std::time::Duration;
 
@@ -6,7 +6,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::Failure;
-use crate::auth::{issue_key, NewKey, NewKeyError, RateLimit, Scope};
+use crate::auth::{issue_key, NewKey, NewKeyError, RateLimit, Scope, MAX_CREDITS};
 use crate::cache::SharedCache;
 use crate::config::Config;
 use crate::store::{ApiKeyRecord, Revocation, Store};
@@ -27,6 +27,17 @@ pub enum KeysCommand {
         /// Lifetime, e.g. 30d or 12h.
         #[arg(long, value_parser = humantime::parse_duration, value_name = "DURATION")]
         expires: Option<Duration>,
+        /// Make the key prepaid: each prediction takes one credit; at zero, 402.
+        #[arg(long, value_name = "N")]
+        credits: Option<i64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Add credits to a prepaid key.
+    Topup {
+        id: String,
+        #[arg(value_name = "N", value_parser = clap::value_parser!(i64).range(1..=MAX_CREDITS))]
+        credits: i64,
         #[arg(long)]
         json: bool,
     },
@@ -60,17 +71,15 @@ fn key_line(key: &ApiKeyRecord) -> String {
         (None, Some(at)) => format!("expires {}", at.format("%Y-%m-%d")),
         (None, None) => "active".into(),
     };
-    let limit = key
-        .rate_limit
-        .map(|r| r.to_string())
-        .unwrap_or_else(|| "-".into());
+    let shown = |value: Option<String>| value.unwrap_or_else(|| "-".into());
     format!(
-        "{:<36}  {:<11}  {:<20}  {:<14}  {:<8}  {}",
+        "{:<36}  {:<11}  {:<20}  {:<14}  {:<8}  {:<8}  {}",
         key.id,
         key.prefix,
         key.name,
         scopes.join(","),
-        limit,
+        shown(key.rate_limit.map(|r| r.to_string())),
+        shown(key.credits.map(|c| c.to_string())),
         state
     )
 }
@@ -83,6 +92,7 @@ pub async fn run(command: KeysCommand, config: &Config) -> Result<(), Failure> {
             scopes,
             rate_limit,
             expires,
+            credits,
             json,
         } => {
             create(
@@ -92,12 +102,14 @@ pub async fn run(command: KeysCommand, config: &Config) -> Result<(), Failure> {
                     scopes,
                     rate_limit,
                     expires_in: expires,
+                    credits,
                 },
                 json,
             )
             .await
         }
         KeysCommand::List { json } => list(&store, json).await,
+        KeysCommand::Topup { id, credits, json } => topup(&store, &id, credits, json).await,
         KeysCommand::Revoke { id, json } => revoke(&store, config, &id, json).await,
     };
     store.close().await;
@@ -124,6 +136,7 @@ async fn create(store: &Store, new: NewKey, as_json: bool) -> Result<(), Failure
             "scopes": record.scopes,
             "rate_limit": record.rate_limit,
             "expires_at": record.expires_at,
+            "credits": record.credits,
         }));
     } else {
         println!("Created key {} ({}).", record.id, record.name);
@@ -145,11 +158,29 @@ async fn list(store: &Store, as_json: bool) -> Result<(), Failure> {
         return Ok(());
     }
     println!(
-        "{:<36}  {:<11}  {:<20}  {:<14}  {:<8}  STATE",
-        "ID", "PREFIX", "NAME", "SCOPES", "LIMIT"
+        "{:<36}  {:<11}  {:<20}  {:<14}  {:<8}  {:<8}  STATE",
+        "ID", "PREFIX", "NAME", "SCOPES", "LIMIT", "CREDITS"
     );
     for key in &keys {
         println!("{}", key_line(key));
+    }
+    Ok(())
+}
+
+async fn topup(store: &Store, id: &str, credits: i64, as_json: bool) -> Result<(), Failure> {
+    let balance = store
+        .add_credits(id, credits)
+        .await
+        .map_err(|e| Failure::runtime(e.to_string()))?
+        .ok_or_else(|| {
+            Failure::usage(format!(
+                "no prepaid key with id {id} (create prepaid keys with --credits)"
+            ))
+        })?;
+    if as_json {
+        print_json(&json!({ "id": id, "credits": balance }));
+    } else {
+        println!("Key {id} now has {balance} credits.");
     }
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Admin API for keys: create, list, revoke (`admin` scope).
+//! Admin API for keys: create, list, top up, revoke (`admin` scope).
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use super::json::JsonBody;
 use super::problem::ApiError;
 use super::AppState;
-use crate::auth::{prepare_key, secret, NewKey, RateLimit, Scope};
+use crate::auth::{prepare_key, secret, NewKey, RateLimit, Scope, MAX_CREDITS};
 use crate::models::FieldError;
 use crate::store::Revocation;
 
@@ -25,6 +25,14 @@ pub struct CreateKey {
     /// e.g. `30d`.
     #[serde(default, with = "humantime_serde")]
     expires_in: Option<Duration>,
+    /// Makes the key prepaid with this many predictions.
+    credits: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Topup {
+    credits: i64,
 }
 
 fn store_failure<E: std::fmt::Display>(err: E) -> ApiError {
@@ -45,6 +53,7 @@ pub async fn create(
         scopes: body.scopes,
         rate_limit: body.rate_limit,
         expires_in: body.expires_in,
+        credits: body.credits,
     };
     // Validation happens before the store is called, so bad input never counts as a
     // database failure in the breaker.
@@ -78,6 +87,39 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
         .await
         .map_err(store_failure)?;
     Ok(Json(json!({ "keys": keys })))
+}
+
+/// `POST /api/v1/keys/{id}/topup`: adds credits to a prepaid key.
+pub async fn topup(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBody(body): JsonBody<Topup>,
+) -> Result<Json<Value>, ApiError> {
+    if !(1..=MAX_CREDITS).contains(&body.credits) {
+        return Err(ApiError::validation(vec![FieldError {
+            field: "credits".into(),
+            message: format!("expected a number of credits from 1 to {MAX_CREDITS}"),
+        }]));
+    }
+    let balance = state
+        .database
+        .call(state.store.add_credits(&id, body.credits))
+        .await
+        .map_err(store_failure)?;
+    match balance {
+        Some(credits) => {
+            tracing::info!(key_id = %id, added = body.credits, credits, "key topped up");
+            Ok(Json(json!({ "id": id, "credits": credits })))
+        }
+        None => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "prepaid_key_not_found",
+            "Prepaid key not found",
+            format!(
+                "There is no prepaid key {id:?}; keys are made prepaid when created with credits."
+            ),
+        )),
+    }
 }
 
 pub async fn revoke(

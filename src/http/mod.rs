@@ -1,6 +1,7 @@
 //! The HTTP surface: router, middleware stack, handlers and problem+json errors.
 
 mod authn;
+mod credits;
 mod health;
 mod json;
 mod keys;
@@ -180,6 +181,7 @@ pub fn router(state: AppState) -> Router {
     let admin_routes = Router::new()
         .route("/api/v1/keys", post(keys::create).get(keys::list))
         .route("/api/v1/keys/{id}", delete(keys::revoke))
+        .route("/api/v1/keys/{id}/topup", post(keys::topup))
         .route_layer(from_fn(|request: Request, next: Next| {
             authn::require_scope(Scope::Admin, request, next)
         }));

@@ -40,6 +40,7 @@ pub async fn predict(
 ) -> Result<Json<Value>, ApiError> {
     let started = Instant::now();
     let model = state.models.get(&id).ok_or_else(|| model_not_found(&id))?;
+    let charge = super::credits::charge(&state, &principal).await?;
     let predictions = if model.may_block() {
         let model = model.clone();
         tokio::task::spawn_blocking(move || model.predict(&request.inputs))
@@ -48,17 +49,26 @@ pub async fn predict(
     } else {
         model.predict(&request.inputs)?
     };
+    let credits_remaining = charge.map(|charge| {
+        let remaining = charge.remaining;
+        charge.keep();
+        remaining
+    });
     let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
     tracing::debug!(model = %id, rows = predictions.len(), latency_ms, "predicted");
+    let mut metadata = json!({
+        "api_version": API_VERSION,
+        "model_version": model.manifest().version,
+        "api_key_id": principal.key_id,
+        "latency_ms": latency_ms,
+    });
+    if let Some(remaining) = credits_remaining {
+        metadata["credits_remaining"] = remaining.into();
+    }
     Ok(Json(json!({
         "model_id": model.id(),
         "predictions": predictions.into_json(),
-        "metadata": {
-            "api_version": API_VERSION,
-            "model_version": model.manifest().version,
-            "api_key_id": principal.key_id,
-            "latency_ms": latency_ms,
-        },
+        "metadata": metadata,
         "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
         "inference_log_id": uuid::Uuid::now_v7(),
     })))

@@ -20,6 +20,9 @@ pub struct ApiKeyRecord {
     pub created_at: DateTime<Utc>,
     pub expires_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// Predictions a prepaid key may still make; `None` for a key that is not metered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credits: Option<i64>,
 }
 
 /// Outcome of a revocation; carries the hash so caches can evict the key.
@@ -30,7 +33,8 @@ pub enum Revocation {
     NotFound,
 }
 
-const COLUMNS: &str = "id, name, prefix, scopes, rate_limit, created_at, expires_at, revoked_at";
+const COLUMNS: &str =
+    "id, name, prefix, scopes, rate_limit, created_at, expires_at, revoked_at, credits";
 
 fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
@@ -71,6 +75,7 @@ fn record(row: &AnyRow) -> Result<ApiKeyRecord, StoreError> {
         created_at: time("created_at", row.try_get("created_at")?)?,
         expires_at: optional_time("expires_at", row.try_get("expires_at")?)?,
         revoked_at: optional_time("revoked_at", row.try_get("revoked_at")?)?,
+        credits: row.try_get("credits")?,
     })
 }
 
@@ -78,8 +83,8 @@ impl Store {
     pub async fn insert_key(&self, key: &ApiKeyRecord, key_hash: &str) -> Result<(), StoreError> {
         let scopes: Vec<String> = key.scopes.iter().map(|s| s.to_string()).collect();
         sqlx::query(
-            "INSERT INTO api_keys (id, name, prefix, key_hash, scopes, rate_limit, created_at, expires_at, revoked_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            "INSERT INTO api_keys (id, name, prefix, key_hash, scopes, rate_limit, created_at, expires_at, revoked_at, credits) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
         )
         .bind(&key.id)
         .bind(&key.name)
@@ -90,6 +95,7 @@ impl Store {
         .bind(millis(key.created_at))
         .bind(key.expires_at.map(millis))
         .bind(key.revoked_at.map(millis))
+        .bind(key.credits)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -153,5 +159,36 @@ impl Store {
         } else {
             Revocation::AlreadyRevoked { key_hash }
         })
+    }
+
+    /// Takes one credit from a prepaid key: the balance left, or `None` when it had none
+    /// (or is not prepaid). One statement, so concurrent requests can never overdraw.
+    pub async fn take_credit(&self, id: &str) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE api_keys SET credits = credits - 1 WHERE id = $1 AND credits > 0 \
+             RETURNING credits",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.try_get("credits"))
+            .transpose()
+            .map_err(Into::into)
+    }
+
+    /// Adds `amount` credits to a prepaid key (also gives back a credit taken for a prediction
+    /// that failed): the new balance, or `None` when the key does not exist or is not prepaid.
+    pub async fn add_credits(&self, id: &str, amount: i64) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "UPDATE api_keys SET credits = credits + $2 WHERE id = $1 AND credits IS NOT NULL \
+             RETURNING credits",
+        )
+        .bind(id)
+        .bind(amount)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| r.try_get("credits"))
+            .transpose()
+            .map_err(Into::into)
     }
 }

@@ -226,11 +226,27 @@ impl TestApp {
                 scopes: scopes.to_vec(),
                 rate_limit: None,
                 expires_in: None,
+                ..NewKey::default()
             },
         )
         .await
         .expect("issue key")
         .key
+    }
+
+    /// A prepaid predict key with `credits`, and its id.
+    pub async fn prepaid_key(&self, credits: i64) -> (String, String) {
+        let issued = issue_key(
+            &self.state.store,
+            NewKey {
+                name: "prepaid".into(),
+                credits: Some(credits),
+                ..NewKey::default()
+            },
+        )
+        .await
+        .expect("issue key");
+        (issued.key, issued.record.id)
     }
 
     pub async fn predict_key(&self) -> String {
