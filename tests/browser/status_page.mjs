@@ -82,7 +82,7 @@ try {
     check(/healthy/i.test(await row.innerText()), `${name} row has no text label`);
   }
   // The Rust side made predictions before starting us.
-  await page.waitForFunction(() => /^[1-9]\d* requests/.test(document.getElementById('requests').textContent), null, { timeout: SHOW_WITHIN_MS });
+  await page.waitForFunction(() => /^[1-9]\d* requests? in/.test(document.getElementById('requests').textContent), null, { timeout: SHOW_WITHIN_MS });
   const stats = {
     rate: await page.locator('#rate').innerText(),
     p99: await page.locator('#p99').innerText(),
