@@ -12,6 +12,7 @@ use crate::config::{Config, ConfigError};
 use crate::health::{self, Check, Health, Probe};
 use crate::http::{self, AppState, Lifecycle};
 use crate::models::{LoadError, ModelRegistry};
+use crate::ratelimit::RateLimiter;
 use crate::resilience::Dependency;
 use crate::store::{Store, StoreError};
 
@@ -86,8 +87,10 @@ impl App {
             cache::spawn_listener(shared.clone(), auth.local_cache());
             auth = auth.with_shared_cache(shared);
         }
+        let ratelimit = RateLimiter::new(&config.ratelimit, auth.shared_cache());
         let health = Arc::new(health_checks(&config, &store, &database, &auth, &models));
         let state = AppState {
+            ratelimit,
             auth,
             health,
             database,
@@ -197,7 +200,8 @@ fn health_checks(
             "redis",
             false,
             "shared auth cache off: each instance checks uncached keys with the source itself, \
-             and revocations reach other instances only when their cache entries expire",
+             and revocations reach other instances only when their cache entries expire; rate \
+             limits are enforced per instance (ratelimit.local_share of each key's limit)",
             Probe::Redis(Box::new(shared.clone())),
         )),
         None => disabled.push("redis"),

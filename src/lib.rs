@@ -10,6 +10,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod models;
+pub mod ratelimit;
 pub mod resilience;
 pub mod store;
 pub mod telemetry;

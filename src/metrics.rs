@@ -13,6 +13,10 @@ pub const DEPENDENCY_CALLS: &str = "modelgate_dependency_call_duration_seconds";
 pub const DEPENDENCY_UP: &str = "modelgate_dependency_up";
 pub const BREAKER_STATE: &str = "modelgate_breaker_state";
 pub const AUTH_LOOKUPS: &str = "modelgate_auth_lookups_total";
+/// Rate-limit decisions by `tier` (global, local) and `outcome` (allowed, limited).
+pub const RATELIMIT_DECISIONS: &str = "modelgate_ratelimit_decisions_total";
+/// Decisions made locally because Redis could not answer, by `reason` (open, timeout, error).
+pub const RATELIMIT_FALLBACKS: &str = "modelgate_ratelimit_redis_fallbacks_total";
 pub const INFERENCE_DURATION: &str = "modelgate_inference_duration_seconds";
 /// 0 healthy, 1 degraded, 2 unhealthy: the service's verdict, and each dependency's.
 pub const HEALTH_STATUS: &str = "modelgate_health_status";

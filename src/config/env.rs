@@ -21,6 +21,7 @@ const OPTIONAL_KEYS: &[&str] = &[
     "redis.tls_ca_file",
     "auth.service_url",
     "alerts.webhook_url",
+    "ratelimit.default",
 ];
 
 /// Compatibility names from the system modelgate replaces; the `MODELGATE_` name wins.

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::RateLimit;
 use crate::resilience::BreakerConfig;
 
 pub use env::{documented_env_vars, EnvVar};
@@ -29,6 +30,7 @@ pub struct Config {
     pub redis: RedisConfig,
     pub auth: AuthConfig,
     pub http: HttpConfig,
+    pub ratelimit: RateLimitConfig,
     /// Circuit breaker thresholds, shared by every dependency.
     pub breaker: BreakerConfig,
     pub health: HealthConfig,
@@ -127,6 +129,30 @@ pub struct HttpConfig {
     pub request_deadline: Duration,
 }
 
+/// Per-key rate limits on the prediction routes (`src/ratelimit/`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitConfig {
+    /// Share of each key's limit one instance grants on its own while Redis cannot answer
+    /// (without Redis configured, an instance always grants the whole limit).
+    pub local_share: f64,
+    /// Limit of keys that have none (`N/s`, `N/m` or `N/h`); unset means they are not limited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub default: Option<RateLimit>,
+    /// Most keys whose local state an instance keeps; the least recently used go first.
+    pub local_capacity: u64,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        RateLimitConfig {
+            local_share: 0.5,
+            default: None,
+            local_capacity: 100_000,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthConfig {
@@ -223,6 +249,7 @@ impl Default for Config {
             redis: RedisConfig::default(),
             auth: AuthConfig::default(),
             http: HttpConfig::default(),
+            ratelimit: RateLimitConfig::default(),
             breaker: BreakerConfig::default(),
             health: HealthConfig::default(),
             alerts: AlertsConfig::default(),
@@ -393,6 +420,16 @@ impl Config {
                 "expected a number of bytes of at least 1",
             ),
             (
+                "ratelimit.local_share",
+                self.ratelimit.local_share > 0.0 && self.ratelimit.local_share <= 1.0,
+                "expected a share between 0 (exclusive) and 1, such as 0.5",
+            ),
+            (
+                "ratelimit.local_capacity",
+                self.ratelimit.local_capacity > 0,
+                "expected a number of keys of at least 1",
+            ),
+            (
                 "health.probe_interval",
                 self.health.probe_interval >= Duration::from_millis(10),
                 "expected a duration of at least 10ms, such as 2s",
@@ -514,6 +551,28 @@ mod tests {
                 .contains("status.refresh (from MODELGATE_STATUS_REFRESH)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn rate_limit_settings_come_from_the_environment_and_are_checked() {
+        let config = Config::load_from(
+            None,
+            &env(&[
+                ("MODELGATE_RATELIMIT_LOCAL_SHARE", "0.25"),
+                ("MODELGATE_RATELIMIT_DEFAULT", "100/m"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(config.ratelimit.local_share, 0.25);
+        assert_eq!(config.ratelimit.default, "100/m".parse().ok());
+        for (var, value) in [
+            ("MODELGATE_RATELIMIT_LOCAL_SHARE", "0"),
+            ("MODELGATE_RATELIMIT_LOCAL_SHARE", "1.5"),
+            ("MODELGATE_RATELIMIT_DEFAULT", "lots"),
+        ] {
+            let err = Config::load_from(None, &env(&[(var, value)])).expect_err(value);
+            assert!(err.to_string().contains(var), "{err}");
+        }
     }
 
     #[test]

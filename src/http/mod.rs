@@ -8,6 +8,7 @@ mod keys;
 mod models;
 mod predict;
 pub mod problem;
+mod ratelimit;
 pub mod request_id;
 pub mod stats;
 mod status;
@@ -28,6 +29,7 @@ use crate::auth::{Authenticator, Scope};
 use crate::config::Config;
 use crate::health::Health;
 use crate::models::ModelRegistry;
+use crate::ratelimit::RateLimiter;
 use crate::resilience::{deadline, Dependency};
 use crate::store::Store;
 use problem::ApiError;
@@ -76,6 +78,8 @@ pub struct AppState {
     /// Guards every store call made while serving requests.
     pub database: Arc<Dependency>,
     pub auth: Authenticator,
+    /// Per-key limits of the prediction routes.
+    pub ratelimit: RateLimiter,
     pub health: Arc<Health>,
     pub models: ModelRegistry,
     pub lifecycle: Arc<Lifecycle>,
@@ -174,7 +178,13 @@ pub fn router(state: AppState) -> Router {
     let predict_routes = Router::new()
         .route("/api/v1/models", get(models::list))
         .route("/api/v1/models/{id}/info", get(models::info))
-        .route("/api/v1/models/{id}/predict", post(predict::predict))
+        // Only predictions count against a key's rate limit (a batch of rows is one request);
+        // listing and describing models are cheap reads a client should not have to budget.
+        .route(
+            "/api/v1/models/{id}/predict",
+            post(predict::predict)
+                .route_layer(from_fn_with_state(state.clone(), ratelimit::enforce)),
+        )
         .route_layer(from_fn(|request: Request, next: Next| {
             authn::require_scope(Scope::Predict, request, next)
         }));

@@ -3,6 +3,8 @@
 //! Handlers return [`ApiError`]; it travels as a response extension and the request-id
 //! middleware renders the body, so every problem carries the request's id.
 
+use std::time::Duration;
+
 use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -12,6 +14,11 @@ use crate::models::{FieldError, PredictError};
 
 /// Seconds a client should wait before retrying when a dependency cannot answer.
 const RETRY_AFTER_SECS: &str = "5";
+
+/// Whole seconds, rounded up: for headers that tell a client how long to wait.
+pub fn seconds_rounded_up(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiError {
@@ -85,6 +92,21 @@ impl ApiError {
         )
     }
 
+    /// 429: this key made too many requests; `Retry-After` says when to try again (whole
+    /// seconds rounded up, at least one, so that a client honouring it is not refused again).
+    pub fn rate_limited(retry_after: Duration) -> Self {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "Rate limited",
+            "Too many requests for this key; retry after the given delay.",
+        )
+        .with_header(
+            header::RETRY_AFTER,
+            HeaderValue::from(seconds_rounded_up(retry_after).max(1)),
+        )
+    }
+
     /// The JSON body, completed with the request's id.
     pub fn body(&self, request_id: &str) -> serde_json::Value {
         let mut body = serde_json::to_value(self).unwrap_or_default();
@@ -144,16 +166,7 @@ impl From<AuthError> for ApiError {
                 "Insufficient scope",
                 format!("{detail}."),
             ),
-            AuthError::RateLimited { retry_after } => ApiError::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate_limited",
-                "Rate limited",
-                "Too many requests for this key; retry after the given delay.",
-            )
-            .with_header(
-                header::RETRY_AFTER,
-                HeaderValue::from(retry_after.as_secs().max(1)),
-            ),
+            AuthError::RateLimited { retry_after } => ApiError::rate_limited(retry_after),
             AuthError::InsufficientBalance => ApiError::new(
                 StatusCode::PAYMENT_REQUIRED,
                 "insufficient_balance",

@@ -1,0 +1,48 @@
+//! The Redis tier: one GCRA state per key shared by every instance, updated by a Lua script
+//! so that the read, the decision and the write are one atomic step.
+
+use std::sync::Arc;
+
+use redis::aio::ConnectionManager;
+
+use super::gcra::{Decision, Quota};
+use crate::cache::SharedCache;
+use crate::resilience::{CallError, Dependency};
+
+/// Followed by the key's id (never the key itself).
+const KEY_PREFIX: &str = "modelgate:rl:v1:";
+
+pub struct GlobalLimiter {
+    connection: ConnectionManager,
+    /// Redis's one breaker and health state, shared with the auth cache.
+    redis: Arc<Dependency>,
+    /// Sent as EVALSHA; loaded (once per Redis server) when Redis answers NOSCRIPT.
+    script: redis::Script,
+}
+
+impl GlobalLimiter {
+    pub fn new(shared: &SharedCache) -> GlobalLimiter {
+        GlobalLimiter {
+            connection: shared.connection(),
+            redis: shared.dependency().clone(),
+            script: redis::Script::new(include_str!("gcra.lua")),
+        }
+    }
+
+    /// Admits or refuses one request of `key_id` under `quota`, within Redis's request-path
+    /// timeout (clamped to the request's deadline); an open breaker answers at once.
+    pub async fn check(
+        &self,
+        key_id: &str,
+        quota: Quota,
+    ) -> Result<Decision, CallError<redis::RedisError>> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.script.key(format!("{KEY_PREFIX}{key_id}"));
+        invocation.arg(quota.interval_us()).arg(quota.window_us());
+        let (allowed, tat, now): (bool, u64, u64) = self
+            .redis
+            .call(async move { invocation.invoke_async(&mut connection).await })
+            .await?;
+        Ok(quota.decision(allowed, tat, now))
+    }
+}
