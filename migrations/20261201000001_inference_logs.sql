@@ -1,7 +1,8 @@
 -- One row per prediction that reached a model (docs/events.md). Written in batches by the
 -- background events writer, and replayed from the outbox: `id` (the response's
 -- inference_log_id, UUIDv7) is the primary key so a replay inserts nothing twice.
--- Portable SQL (SQLite and PostgreSQL); JSON is stored as text, times as Unix milliseconds.
+-- Portable SQL (SQLite and PostgreSQL); JSON is stored as text, times as Unix milliseconds,
+-- flags as 0/1 (sqlx's Any driver cannot read SQLite booleans).
 CREATE TABLE inference_logs (
     id             TEXT PRIMARY KEY,
     instance       TEXT NOT NULL,
@@ -11,7 +12,7 @@ CREATE TABLE inference_logs (
     model_version  TEXT NOT NULL,
     inputs         TEXT NOT NULL,
     outputs        TEXT NOT NULL,
-    truncated      BOOLEAN NOT NULL,
+    truncated      INTEGER NOT NULL,
     latency_ms     DOUBLE PRECISION NOT NULL,
     status         TEXT NOT NULL,
     created_at     BIGINT NOT NULL

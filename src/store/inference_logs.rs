@@ -41,7 +41,7 @@ impl Store {
                 .bind(record.model_version.clone())
                 .bind(record.inputs.to_string())
                 .bind(record.outputs.to_string())
-                .bind(record.truncated)
+                .bind(i32::from(record.truncated))
                 .bind(record.latency_ms)
                 .bind(record.status.clone())
                 .bind(record.created_at.timestamp_millis());

@@ -46,7 +46,11 @@ pub async fn log_rows(db_url: &str) -> Vec<LogRow> {
             model_version: row.get("model_version"),
             inputs: serde_json::from_str(&row.get::<String, _>("inputs")).expect("inputs json"),
             outputs: serde_json::from_str(&row.get::<String, _>("outputs")).expect("outputs json"),
-            truncated: row.get("truncated"),
+            truncated: row
+                .try_get::<i64, _>("truncated")
+                .or_else(|_| row.try_get::<i32, _>("truncated").map(i64::from))
+                .expect("truncated")
+                == 1,
             status: row.get("status"),
             created_at: row.get("created_at"),
         })
