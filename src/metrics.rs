@@ -32,6 +32,8 @@ pub const EVENTS_DROPPED: &str = "modelgate_events_dropped_total";
 /// Damaged or torn outbox records skipped on replay.
 pub const EVENTS_CORRUPT: &str = "modelgate_events_outbox_corrupt_total";
 pub const EVENTS_OUTBOX_BYTES: &str = "modelgate_events_outbox_bytes";
+/// `events.outbox_max_bytes`, so alerts can compare the fill with the cap.
+pub const EVENTS_OUTBOX_MAX_BYTES: &str = "modelgate_events_outbox_max_bytes";
 pub const EVENTS_QUEUE_DEPTH: &str = "modelgate_events_queue_depth";
 
 /// Request latencies: from well under a millisecond to the 1 s request budget and beyond.

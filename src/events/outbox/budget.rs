@@ -19,6 +19,7 @@ impl Budget {
             used: AtomicU64::new(0),
             full: AtomicBool::new(false),
         };
+        metrics::gauge!(crate::metrics::EVENTS_OUTBOX_MAX_BYTES).set(cap as f64);
         budget.publish();
         budget
     }
