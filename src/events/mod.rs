@@ -146,11 +146,6 @@ impl Events {
         self.inner.as_ref().map(|inner| inner.budget.clone())
     }
 
-    /// This process's name in records.
-    pub fn instance(&self) -> Option<&str> {
-        self.inner.as_ref().map(|inner| inner.instance.as_str())
-    }
-
     /// Starts the writer and one drainer per sink (once; later calls start nothing).
     pub fn start(&self) -> EventTasks {
         let (stop, stopping) = watch::channel(false);

@@ -81,6 +81,8 @@ impl Lane {
                         .increment(records.len() as u64);
                     return;
                 }
+                // A known-bad sink (open circuit) was already reported by health.
+                Err(CallError::Open { .. }) => {}
                 // Once per outage: records keep going to the outbox until it is drained.
                 Err(error) => {
                     tracing::warn!(sink = self.name(), %error, "event sink failed; its records go to the outbox until it is back")
