@@ -326,3 +326,26 @@ async fn redis_refused_then_back() {
 async fn redis_silent_then_back() {
     redis_outage_loses_nothing(Fault::Silent).await;
 }
+
+#[tokio::test]
+async fn shutdown_writes_out_what_is_still_queued() {
+    let mut app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        // Records would wait this long for their batch to fill: only shutdown writes them.
+        c.events.flush_interval = Duration::from_secs(30);
+        c.events.batch_size = 1000;
+    })
+    .await;
+    let key = app.predict_key().await;
+    let mut ids = Vec::new();
+    for _ in 0..5 {
+        ids.push(predict(&app, &key, &lead()).await.1.expect("id"));
+    }
+    assert!(log_rows(&app.db_url).await.is_empty(), "still queued");
+    let db = app.db.take().expect("own database");
+    let started = Instant::now();
+    app.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let rows = log_rows(&db.url).await;
+    let stored: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(stored, ids.iter().map(String::as_str).collect::<Vec<_>>());
+}

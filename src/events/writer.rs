@@ -30,7 +30,7 @@ impl Writer {
                     if received == 0 {
                         break;
                     }
-                    self.fill(&mut batch).await;
+                    self.fill(&mut batch, &mut stop).await;
                     self.write(&mut batch).await;
                 }
                 () = tokio::time::sleep(self.flush_interval) => {}
@@ -50,13 +50,18 @@ impl Writer {
 
     /// Waits up to `flush_interval` for a batch to fill, so a quiet instance still writes
     /// batches rather than one statement per prediction.
-    async fn fill(&mut self, batch: &mut Vec<Record>) {
+    async fn fill(&mut self, batch: &mut Vec<Record>, stop: &mut watch::Receiver<bool>) {
         let deadline = Instant::now() + self.flush_interval;
         while batch.len() < self.batch_size {
             let room = self.batch_size - batch.len();
-            match tokio::time::timeout_at(deadline, self.queue.recv_many(batch, room)).await {
-                Ok(received) if received > 0 => {}
-                _ => break,
+            tokio::select! {
+                received = tokio::time::timeout_at(deadline, self.queue.recv_many(batch, room)) => {
+                    if !matches!(received, Ok(n) if n > 0) {
+                        break;
+                    }
+                }
+                // Shutting down: write what there is now.
+                () = super::stopped(stop) => break,
             }
         }
     }
