@@ -9,6 +9,8 @@ use tokio::net::TcpListener;
 use crate::auth::{Authenticator, RemoteAuth};
 use crate::cache::{self, CacheError, SharedCache};
 use crate::config::{Config, ConfigError};
+use crate::events::outbox::OutboxError;
+use crate::events::{DatabaseSink, Events, Sink, StreamSink};
 use crate::health::{self, Check, Health, Probe};
 use crate::http::{self, AppState, Lifecycle};
 use crate::models::{LoadError, ModelRegistry};
@@ -26,6 +28,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Cache(#[from] CacheError),
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
     #[error("cannot listen on {addr}: {source}")]
     Bind {
         addr: SocketAddr,
@@ -88,9 +92,13 @@ impl App {
             auth = auth.with_shared_cache(shared);
         }
         let ratelimit = RateLimiter::new(&config.ratelimit, auth.shared_cache());
-        let health = Arc::new(health_checks(&config, &store, &database, &auth, &models));
+        let events = open_events(&config, &store, &database, &auth)?;
+        let health = Arc::new(health_checks(
+            &config, &store, &database, &auth, &models, &events,
+        ));
         let state = AppState {
             ratelimit,
+            events,
             auth,
             health,
             database,
@@ -129,6 +137,7 @@ impl App {
             &state.config.alerts,
             state.config.listen.to_string(),
         ));
+        let events = state.events.start();
         let grace = state.config.shutdown_grace;
         let lifecycle = state.lifecycle.clone();
         let store = state.store.clone();
@@ -157,12 +166,37 @@ impl App {
                 Ok(())
             }
         };
+        events.shutdown(grace).await;
         for task in background {
             task.abort();
         }
         store.close().await;
         result
     }
+}
+
+/// The inference records' sinks: the database always, the Redis stream when Redis is set.
+fn open_events(
+    config: &Config,
+    store: &Store,
+    database: &Arc<Dependency>,
+    auth: &Authenticator,
+) -> Result<Events, OutboxError> {
+    let events = &config.events;
+    let mut sinks: Vec<Arc<dyn Sink>> = vec![Arc::new(DatabaseSink::new(
+        store.clone(),
+        database.clone(),
+        config.database.timeout,
+    ))];
+    if let Some(shared) = auth.shared_cache() {
+        sinks.push(Arc::new(StreamSink::new(
+            shared,
+            events.stream.clone(),
+            events.stream_maxlen,
+            config.redis.write_timeout,
+        )));
+    }
+    Events::open(events, sinks)
 }
 
 /// What each dependency costs users while it is down, and which ones this deployment uses.
@@ -172,6 +206,7 @@ fn health_checks(
     database: &Arc<Dependency>,
     auth: &Authenticator,
     models: &ModelRegistry,
+    events: &Events,
 ) -> Health {
     let mut checks = vec![Check::new(
         "models",
@@ -180,10 +215,12 @@ fn health_checks(
         Probe::Models(models.clone()),
     )];
     let database_impact = if config.auth.service_url.is_some() {
-        "key management (the admin API and CLI) is unavailable"
+        "key management (the admin API and CLI) is unavailable; inference records wait in the \
+         outbox"
     } else {
         "keys not in this instance's cache cannot be checked (503 auth_unavailable, retry \
-         later); cached keys keep working; key management is unavailable"
+         later); cached keys keep working; key management is unavailable; inference records \
+         wait in the outbox"
     };
     checks.push(Check::new(
         "database",
@@ -201,7 +238,8 @@ fn health_checks(
             false,
             "shared auth cache off: each instance checks uncached keys with the source itself, \
              and revocations reach other instances only when their cache entries expire; rate \
-             limits are enforced per instance (ratelimit.local_share of each key's limit)",
+             limits are enforced per instance (ratelimit.local_share of each key's limit); \
+             stream records wait in the outbox",
             Probe::Redis(Box::new(shared.clone())),
         )),
         None => disabled.push("redis"),
@@ -215,6 +253,14 @@ fn health_checks(
             Probe::AuthService(remote.clone()),
         )),
         None => disabled.push("auth_service"),
+    }
+    if let Some(budget) = events.outbox_budget() {
+        checks.push(Check::new(
+            "outbox",
+            false,
+            "outbox full: records are being dropped",
+            Probe::Outbox(budget),
+        ));
     }
     Health::new(checks, disabled)
 }

@@ -6,6 +6,7 @@ pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod doctor;
+pub mod events;
 pub mod health;
 pub mod http;
 pub mod metrics;

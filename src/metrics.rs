@@ -21,6 +21,24 @@ pub const INFERENCE_DURATION: &str = "modelgate_inference_duration_seconds";
 /// 0 healthy, 1 degraded, 2 unhealthy: the service's verdict, and each dependency's.
 pub const HEALTH_STATUS: &str = "modelgate_health_status";
 pub const DEPENDENCY_STATUS: &str = "modelgate_dependency_status";
+/// Inference records accepted from predictions (queued, or straight to the outbox).
+pub const EVENTS_ENQUEUED: &str = "modelgate_events_enqueued_total";
+/// Records that found the queue full and went straight to the outbox (not lost).
+pub const EVENTS_OVERFLOW: &str = "modelgate_events_queue_overflow_total";
+/// Records a sink confirmed on first delivery, by `sink`.
+pub const EVENTS_WRITTEN: &str = "modelgate_events_written_total";
+/// Records put in a sink's outbox (sink failing, breaker open, or older records waiting).
+pub const EVENTS_OUTBOXED: &str = "modelgate_events_outboxed_total";
+/// Records a sink confirmed when replayed from its outbox.
+pub const EVENTS_REPLAYED: &str = "modelgate_events_replayed_total";
+/// Records lost, by `reason`: `outbox_full` (at `events.outbox_max_bytes`), `outbox_error`.
+pub const EVENTS_DROPPED: &str = "modelgate_events_dropped_total";
+/// Damaged or torn outbox records skipped on replay.
+pub const EVENTS_CORRUPT: &str = "modelgate_events_outbox_corrupt_total";
+pub const EVENTS_OUTBOX_BYTES: &str = "modelgate_events_outbox_bytes";
+/// `events.outbox_max_bytes`, so alerts can compare the fill with the cap.
+pub const EVENTS_OUTBOX_MAX_BYTES: &str = "modelgate_events_outbox_max_bytes";
+pub const EVENTS_QUEUE_DEPTH: &str = "modelgate_events_queue_depth";
 
 /// Request latencies: from well under a millisecond to the 1 s request budget and beyond.
 const REQUEST_BUCKETS: &[f64] = &[

@@ -37,6 +37,7 @@ pub struct Config {
     pub alerts: AlertsConfig,
     pub log: LogConfig,
     pub status: StatusConfig,
+    pub events: EventsConfig,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -236,6 +237,55 @@ impl Default for StatusConfig {
     }
 }
 
+/// Inference records (docs/events.md).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EventsConfig {
+    /// Record every prediction that reaches a model.
+    pub enabled: bool,
+    /// Redis Stream the records are added to (only with `redis.url`).
+    pub stream: String,
+    /// Approximate length the stream is trimmed to (`XADD … MAXLEN ~`).
+    pub stream_maxlen: u64,
+    /// Longest JSON text of `inputs` or `outputs` kept; longer is cut and flagged `truncated`.
+    pub max_payload_bytes: usize,
+    /// Records waiting in memory for the writer; beyond it they go straight to the outbox.
+    pub queue_capacity: usize,
+    /// Most records per sink write (one INSERT, one Redis pipeline).
+    pub batch_size: usize,
+    /// Longest a record waits for its batch to fill.
+    #[serde(with = "humantime_serde")]
+    pub flush_interval: Duration,
+    /// Folder of the durable outbox (one process at a time).
+    pub outbox_dir: PathBuf,
+    /// Most bytes the outbox may hold; records beyond it are dropped (and counted).
+    pub outbox_max_bytes: u64,
+    /// Size at which an outbox segment file is closed and a new one started.
+    pub outbox_segment_bytes: u64,
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        EventsConfig {
+            enabled: true,
+            stream: "modelgate:inference".into(),
+            stream_maxlen: 1_000_000,
+            max_payload_bytes: 16 * 1024,
+            queue_capacity: 10_000,
+            batch_size: 256,
+            flush_interval: Duration::from_millis(100),
+            outbox_dir: PathBuf::from("data/outbox"),
+            outbox_max_bytes: 1024 * 1024 * 1024,
+            outbox_segment_bytes: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Most records in one batch: 12 columns each stay below SQLite's 32766 bound parameters.
+const MAX_EVENTS_BATCH: usize = 2000;
+/// Largest payload kept: a record (two payloads) must fit an outbox frame (64 MiB).
+const MAX_EVENTS_PAYLOAD: usize = 16 * 1024 * 1024;
+
 /// Faster page refreshes would make browsers a noticeable share of a quiet instance's load.
 const MIN_STATUS_REFRESH: Duration = Duration::from_millis(250);
 
@@ -255,6 +305,7 @@ impl Default for Config {
             alerts: AlertsConfig::default(),
             log: LogConfig::default(),
             status: StatusConfig::default(),
+            events: EventsConfig::default(),
         }
     }
 }
@@ -448,6 +499,37 @@ impl Config {
                 "status.refresh",
                 self.status.refresh >= MIN_STATUS_REFRESH,
                 "expected a duration of at least 250ms, such as 2s",
+            ),
+            (
+                "events.stream",
+                !self.events.stream.is_empty(),
+                "expected a Redis key name, such as modelgate:inference",
+            ),
+            (
+                "events.max_payload_bytes",
+                (1..=MAX_EVENTS_PAYLOAD).contains(&self.events.max_payload_bytes),
+                "expected a number of bytes from 1 to 16777216 (16 MiB)",
+            ),
+            (
+                "events.batch_size",
+                (1..=MAX_EVENTS_BATCH).contains(&self.events.batch_size),
+                "expected a number from 1 to 2000",
+            ),
+            (
+                "events.queue_capacity",
+                self.events.queue_capacity > 0,
+                "expected a number of at least 1",
+            ),
+            (
+                "events.flush_interval",
+                !self.events.flush_interval.is_zero(),
+                "expected a duration above zero, such as 100ms",
+            ),
+            (
+                "events.outbox_segment_bytes",
+                self.events.outbox_segment_bytes > 0
+                    && self.events.outbox_segment_bytes <= self.events.outbox_max_bytes,
+                "expected a number of bytes from 1 to events.outbox_max_bytes",
             ),
         ];
         match checks.into_iter().find(|(_, ok, _)| !ok) {

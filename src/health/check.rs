@@ -107,6 +107,10 @@ impl Check {
 
     /// Recomputes the status from the breaker and the last probe; reports a change.
     pub fn evaluate(&self) -> Option<Transition> {
+        // Local checks cost nothing to redo, so every read sees the state of the moment.
+        if let Some(outcome) = self.probe.immediate() {
+            self.remember(outcome);
+        }
         let breaker = self.probe.dependency().map(|d| d.status().breaker);
         let mut state = self.lock();
         let status = match (breaker, &state.probe_error) {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::auth::RemoteAuth;
 use crate::cache::SharedCache;
+use crate::events::outbox::Budget;
 use crate::models::ModelRegistry;
 use crate::resilience::{CallError, Dependency};
 use crate::store::Store;
@@ -19,6 +20,8 @@ pub enum Probe {
     Redis(Box<SharedCache>),
     AuthService(RemoteAuth),
     Models(ModelRegistry),
+    /// The events outbox's fill, from memory: down while records are being dropped.
+    Outbox(Arc<Budget>),
 }
 
 /// A probe's answer.
@@ -45,7 +48,7 @@ impl Probe {
             Probe::Database { dependency, .. } => Some(dependency),
             Probe::Redis(cache) => Some(cache.dependency()),
             Probe::AuthService(remote) => Some(remote.dependency()),
-            Probe::Models(_) => None,
+            Probe::Models(_) | Probe::Outbox(_) => None,
         }
     }
 
@@ -56,6 +59,12 @@ impl Probe {
                 Some(Outcome::Down("no model loaded".into()))
             }
             Probe::Models(_) => Some(Outcome::Up),
+            Probe::Outbox(budget) if budget.is_full() => Some(Outcome::Down(format!(
+                "outbox full ({} of {} bytes)",
+                budget.used(),
+                budget.cap()
+            ))),
+            Probe::Outbox(_) => Some(Outcome::Up),
             _ => None,
         }
     }
@@ -68,7 +77,7 @@ impl Probe {
             Probe::Database { store, dependency } => dependency.call(store.ping()).await.into(),
             Probe::Redis(cache) => cache.ping().await.into(),
             Probe::AuthService(remote) => remote.probe().await.into(),
-            Probe::Models(_) => Outcome::NotTried,
+            Probe::Models(_) | Probe::Outbox(_) => Outcome::NotTried,
         }
     }
 }

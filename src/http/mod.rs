@@ -85,6 +85,8 @@ pub struct AppState {
     pub lifecycle: Arc<Lifecycle>,
     /// The last minute of requests, for `/status/stats`.
     pub stats: Arc<stats::RequestStats>,
+    /// Where each prediction's record goes (never waited on).
+    pub events: crate::events::Events,
 }
 
 /// A panic is a bug; the client still gets a problem+json 500 and the connection survives.

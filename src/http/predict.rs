@@ -14,6 +14,8 @@ use super::json::JsonBody;
 use super::problem::ApiError;
 use super::AppState;
 use crate::auth::Principal;
+use crate::events::Prediction;
+use crate::models::PredictError;
 
 pub const API_VERSION: &str = "1.0";
 
@@ -41,21 +43,45 @@ pub async fn predict(
     let started = Instant::now();
     let model = state.models.get(&id).ok_or_else(|| model_not_found(&id))?;
     let charge = super::credits::charge(&state, &principal).await?;
-    let predictions = if model.may_block() {
+    let inputs = request.inputs;
+    let (inputs, predicted) = if model.may_block() {
         let model = model.clone();
-        tokio::task::spawn_blocking(move || model.predict(&request.inputs))
-            .await
-            .map_err(|_| ApiError::internal("The model could not score this request."))??
+        tokio::task::spawn_blocking(move || {
+            let predicted = model.predict(&inputs);
+            (inputs, predicted)
+        })
+        .await
+        .map_err(|_| ApiError::internal("The model could not score this request."))?
     } else {
-        model.predict(&request.inputs)?
+        let predicted = model.predict(&inputs);
+        (inputs, predicted)
     };
+    let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+    let inference_log_id = uuid::Uuid::now_v7();
+    let (outputs, status) = match predicted {
+        Ok(predictions) => (Ok(predictions.into_json()), "ok"),
+        Err(err @ PredictError::Invalid(_)) => (Err(err), "validation_failed"),
+        Err(err @ PredictError::Inference(_)) => (Err(err), "inference_failed"),
+    };
+    // Queued (or outboxed) without waiting; the record carries the id the client gets.
+    state.events.record(Prediction {
+        id: inference_log_id,
+        api_key_id: principal.key_id.clone(),
+        model_id: model.id().to_string(),
+        model_version: model.manifest().version.clone(),
+        inputs,
+        outputs: outputs.as_ref().map_or(Value::Null, Value::clone),
+        latency_ms,
+        status,
+    });
+    // A failed prediction drops its charge, which gives the credit back.
+    let predictions = outputs?;
     let credits_remaining = charge.map(|charge| {
         let remaining = charge.remaining;
         charge.keep();
         remaining
     });
-    let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
-    tracing::debug!(model = %id, rows = predictions.len(), latency_ms, "predicted");
+    tracing::debug!(model = %id, latency_ms, "predicted");
     let mut metadata = json!({
         "api_version": API_VERSION,
         "model_version": model.manifest().version,
@@ -67,9 +93,9 @@ pub async fn predict(
     }
     Ok(Json(json!({
         "model_id": model.id(),
-        "predictions": predictions.into_json(),
+        "predictions": predictions,
         "metadata": metadata,
         "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        "inference_log_id": uuid::Uuid::now_v7(),
+        "inference_log_id": inference_log_id,
     })))
 }

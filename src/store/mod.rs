@@ -3,6 +3,7 @@
 //! One set of portable SQL serves both engines (`$N` placeholders work in both), so a query
 //! is written once and tested on both.
 
+mod inference_logs;
 mod keys;
 
 use std::path::Path;

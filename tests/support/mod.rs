@@ -3,6 +3,7 @@
 
 pub mod auth_stub;
 pub mod chaos;
+pub mod events;
 pub mod redis_server;
 
 use std::net::SocketAddr;
@@ -114,6 +115,11 @@ pub fn modelgate_command(dir: &Path) -> std::process::Command {
     command
 }
 
+/// A Redis stream name no other test uses.
+pub fn unique_stream() -> String {
+    format!("modelgate:test:{}", uuid::Uuid::now_v7().simple())
+}
+
 pub fn base_config(db_url: &str) -> Config {
     let mut config = Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -134,6 +140,9 @@ pub struct TestApp {
     /// The database this app owns (dropped with it); `None` when it shares another app's.
     pub db: Option<TestDatabase>,
     pub db_url: String,
+    /// This app's own events outbox folder (removed with it), unless `adjust` chose another.
+    pub outbox_dir: PathBuf,
+    _outbox: tempfile::TempDir,
 }
 
 impl TestApp {
@@ -160,7 +169,12 @@ impl TestApp {
 
     async fn start(db_url: &str, adjust: impl FnOnce(&mut Config)) -> TestApp {
         let mut config = base_config(db_url);
+        // Apps run in parallel: each gets its own outbox and stream.
+        let outbox = tempfile::tempdir().expect("outbox dir");
+        config.events.outbox_dir = outbox.path().join("outbox");
+        config.events.stream = unique_stream();
         adjust(&mut config);
+        let outbox_dir = config.events.outbox_dir.clone();
         let app = App::build(config).await.expect("app builds");
         let addr = app.local_addr();
         let state = app.state().clone();
@@ -176,6 +190,8 @@ impl TestApp {
             server: Some(server),
             db: None,
             db_url: db_url.to_string(),
+            outbox_dir,
+            _outbox: outbox,
         }
     }
 

@@ -1,0 +1,262 @@
+//! Events benchmark, one run, one machine, load generator in-process (32 reqwest workers
+//! sharing the cores with the server, as in `benches/chaos.rs`):
+//!   1. predict throughput with events off and on (database + Redis stream sinks), two
+//!      alternating 10 s rounds each, so drift on a noisy VM hits both alike;
+//!   2. outbox drain rate: under the same load, Redis's packets are dropped (chaos proxy,
+//!      `Silent`) for 15 s; stream records go to the outbox; once Redis is back, how long the
+//!      outbox takes to empty while load continues, in records/s.
+//!
+//! Writes bench/results/events-<UTC date>.json. Not a test: no assertion on speed.
+
+#[allow(dead_code)]
+#[path = "../tests/support/chaos.rs"]
+mod chaos;
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chaos::{ChaosProxy, Fault};
+use modelgate::app::App;
+use modelgate::auth::{issue_key, NewKey};
+use modelgate::config::{Config, LogConfig};
+
+const WORKERS: usize = 32;
+const ROUND: Duration = Duration::from_secs(10);
+const OUTAGE_AFTER: Duration = Duration::from_secs(5);
+const OUTAGE: Duration = Duration::from_secs(15);
+
+struct Server {
+    base: String,
+    key: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+async fn serve(events: bool, redis: SocketAddr) -> Server {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut config = Config {
+        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        models_dir: concat!(env!("CARGO_MANIFEST_DIR"), "/models").into(),
+        log: LogConfig {
+            filter: "warn".into(),
+            ..LogConfig::default()
+        },
+        ..Config::default()
+    };
+    config.database.url = format!("sqlite://{}", dir.path().join("bench.db").display());
+    config.redis.url = Some(format!("redis://{redis}/0"));
+    config.events.enabled = events;
+    config.events.outbox_dir = dir.path().join("outbox");
+    config.events.stream = format!("modelgate:bench:{}", uuid::Uuid::now_v7().simple());
+    let app = App::build(config).await.expect("app");
+    let base = format!("http://{}", app.local_addr());
+    let new = NewKey {
+        name: "bench".into(),
+        scopes: vec![],
+        rate_limit: None,
+        expires_in: None,
+    };
+    let key = issue_key(&app.state().store, new).await.expect("key").key;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(app.serve(async move {
+        let _ = stopped.await;
+    }));
+    Server {
+        base,
+        key,
+        stop,
+        task,
+        _dir: dir,
+    }
+}
+
+/// Predict latencies of `WORKERS` workers until `until` is set.
+async fn load(server: &Server, until: Arc<AtomicBool>) -> Vec<Duration> {
+    let client = reqwest::Client::new();
+    let url = format!("{}/api/v1/models/21/predict", server.base);
+    let body = serde_json::json!({"inputs": {"company_size": 250, "engagement_score": 85,
+        "demo_requested": true, "industry": "Technology", "title": "VP of Sales"}});
+    let samples = Arc::new(Mutex::new(Vec::new()));
+    let workers: Vec<_> = (0..WORKERS)
+        .map(|_| {
+            let (client, url, body, key) = (
+                client.clone(),
+                url.clone(),
+                body.clone(),
+                server.key.clone(),
+            );
+            let (samples, until) = (samples.clone(), until.clone());
+            tokio::spawn(async move {
+                while !until.load(Ordering::SeqCst) {
+                    let sent = Instant::now();
+                    let ok = client
+                        .post(&url)
+                        .bearer_auth(&key)
+                        .json(&body)
+                        .send()
+                        .await
+                        .is_ok_and(|r| r.status().is_success());
+                    assert!(ok, "predict failed");
+                    samples.lock().expect("samples").push(sent.elapsed());
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        worker.await.expect("worker");
+    }
+    let mut samples = samples.lock().expect("samples").clone();
+    samples.sort();
+    samples
+}
+
+async fn timed_load(server: &Server, run: Duration) -> Vec<Duration> {
+    let until = Arc::new(AtomicBool::new(false));
+    let flag = until.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(run).await;
+        flag.store(true, Ordering::SeqCst);
+    });
+    load(server, until).await
+}
+
+fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
+    let rank = ((sorted.len().max(1) as f64 - 1.0) * p).round() as usize;
+    sorted.get(rank).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
+
+fn summary(samples: &[Duration], seconds: f64) -> serde_json::Value {
+    serde_json::json!({
+        "requests": samples.len(),
+        "requests_per_s": (samples.len() as f64 / seconds).round(),
+        "p50_ms": percentile_ms(samples, 0.5),
+        "p99_ms": percentile_ms(samples, 0.99),
+    })
+}
+
+async fn metric(client: &reqwest::Client, base: &str, series: &str) -> f64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+async fn stop(server: Server) {
+    let _ = server.stop.send(());
+    let _ = server.task.await;
+}
+
+async fn bench(stamp: &str) -> serde_json::Value {
+    let proxy = ChaosProxy::start("127.0.0.1:6379".parse().expect("addr")).await;
+    let (mut off, mut on) = (Vec::new(), Vec::new());
+    for _ in 0..2 {
+        for (events, samples) in [(false, &mut off), (true, &mut on)] {
+            let server = serve(events, proxy.addr()).await;
+            samples.extend(timed_load(&server, ROUND).await);
+            stop(server).await;
+        }
+    }
+    off.sort();
+    on.sort();
+    let seconds = 2.0 * ROUND.as_secs_f64();
+    let (off, on) = (summary(&off, seconds), summary(&on, seconds));
+    let ratio = on["requests_per_s"].as_f64().unwrap_or(0.0)
+        / off["requests_per_s"].as_f64().unwrap_or(1.0);
+
+    // Outage under load, then drain under load.
+    let server = serve(true, proxy.addr()).await;
+    let client = reqwest::Client::new();
+    let until = Arc::new(AtomicBool::new(false));
+    let loading = load(&server, until.clone());
+    let watch = async {
+        tokio::time::sleep(OUTAGE_AFTER).await;
+        proxy.set(Fault::Silent);
+        tokio::time::sleep(OUTAGE).await;
+        let outboxed = metric(
+            &client,
+            &server.base,
+            "modelgate_events_outboxed_total{sink=\"stream\"}",
+        )
+        .await;
+        let peak = metric(&client, &server.base, "modelgate_events_outbox_bytes").await;
+        let replayed_before = metric(
+            &client,
+            &server.base,
+            "modelgate_events_replayed_total{sink=\"stream\"}",
+        )
+        .await;
+        proxy.set(Fault::None);
+        let back = Instant::now();
+        let mut drained = None;
+        while back.elapsed() < Duration::from_secs(60) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            if metric(&client, &server.base, "modelgate_events_outbox_bytes").await == 0.0 {
+                drained = Some(back.elapsed());
+                break;
+            }
+        }
+        let replayed = metric(
+            &client,
+            &server.base,
+            "modelgate_events_replayed_total{sink=\"stream\"}",
+        )
+        .await
+            - replayed_before;
+        let dropped = metric(
+            &client,
+            &server.base,
+            "modelgate_events_dropped_total{reason=\"outbox_full\"}",
+        )
+        .await;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        until.store(true, Ordering::SeqCst);
+        serde_json::json!({
+            "redis_silent_s": OUTAGE.as_secs(),
+            "records_outboxed_during_outage": outboxed,
+            "outbox_bytes_at_recovery": peak,
+            "replayed_after_recovery": replayed,
+            "drain_seconds": drained.map(|d| (d.as_secs_f64() * 100.0).round() / 100.0),
+            "drain_records_per_s": drained.map(|d| (replayed / d.as_secs_f64()).round()),
+            "dropped": dropped,
+        })
+    };
+    let started = Instant::now();
+    let (samples, mut outage) = tokio::join!(loading, watch);
+    outage["load_throughout"] = summary(&samples, started.elapsed().as_secs_f64());
+    stop(server).await;
+
+    serde_json::json!({
+        "date_utc": stamp,
+        "machine": format!("{} cores, {}", std::thread::available_parallelism().map_or(0, |n| n.get()), std::env::consts::ARCH),
+        "command": "bench/events.sh",
+        "workers": WORKERS,
+        "predict_events_off": off,
+        "predict_events_on": on,
+        "ratio_on_to_off": (ratio * 1000.0).round() / 1000.0,
+        "outage": outage,
+    })
+}
+
+fn main() {
+    // `cargo bench` passes flags such as --bench; this program takes none.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let stamp = chrono::Utc::now().format("%Y-%m-%dT%H%M%SZ").to_string();
+    let result = runtime.block_on(bench(&stamp));
+    let path = format!(
+        "{}/bench/results/events-{stamp}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = serde_json::to_string_pretty(&result).expect("json");
+    std::fs::write(&path, &text).expect("write");
+    println!("{text}\nwrote {path}");
+}

@@ -1,0 +1,114 @@
+//! The background writer: takes records from the queue (then the overflow log) in order,
+//! in batches, and hands each batch to every sink's lane.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use super::intake::Intake;
+use super::sink::Lane;
+use super::Record;
+
+pub struct Writer {
+    pub queue: mpsc::Receiver<Record>,
+    pub intake: Arc<Intake>,
+    pub lanes: Vec<Arc<Lane>>,
+    pub batch_size: usize,
+    pub flush_interval: Duration,
+    pub max_payload_bytes: usize,
+}
+
+impl Writer {
+    /// Runs until `stop`, then writes out what is queued (to sinks or the outbox) and returns.
+    pub async fn run(mut self, mut stop: watch::Receiver<bool>) {
+        let mut batch = Vec::with_capacity(self.batch_size);
+        while !super::stopping(&stop) {
+            tokio::select! {
+                received = self.queue.recv_many(&mut batch, self.batch_size) => {
+                    if received == 0 {
+                        break;
+                    }
+                    self.fill(&mut batch, &mut stop).await;
+                    self.write(&mut batch).await;
+                }
+                () = tokio::time::sleep(self.flush_interval) => {}
+                () = super::stopped(&mut stop) => {}
+            }
+            if self.queue.is_empty() {
+                self.replay_overflow().await;
+            }
+        }
+        self.queue.close();
+        while !self.queue.is_empty() {
+            self.queue.recv_many(&mut batch, self.batch_size).await;
+            self.write(&mut batch).await;
+        }
+        self.replay_overflow().await;
+    }
+
+    /// Waits up to `flush_interval` for a batch to fill, so a quiet instance still writes
+    /// batches rather than one statement per prediction.
+    async fn fill(&mut self, batch: &mut Vec<Record>, stop: &mut watch::Receiver<bool>) {
+        let deadline = Instant::now() + self.flush_interval;
+        while batch.len() < self.batch_size {
+            let room = self.batch_size - batch.len();
+            tokio::select! {
+                received = tokio::time::timeout_at(deadline, self.queue.recv_many(batch, room)) => {
+                    if !matches!(received, Ok(n) if n > 0) {
+                        break;
+                    }
+                }
+                // Shutting down: write what there is now.
+                () = super::stopped(stop) => break,
+            }
+        }
+    }
+
+    async fn write(&self, batch: &mut Vec<Record>) {
+        for record in batch.iter_mut() {
+            record.limit_payloads(self.max_payload_bytes);
+        }
+        let lanes = self.lanes.iter().map(|lane| lane.deliver(batch));
+        futures::future::join_all(lanes).await;
+        batch.clear();
+        metrics::gauge!(crate::metrics::EVENTS_QUEUE_DEPTH).set(self.queue.len() as f64);
+    }
+
+    /// Writes what overflowed the queue, in order, once the queue itself is empty.
+    async fn replay_overflow(&self) {
+        if !self.intake.is_overflowing() {
+            return;
+        }
+        let log = self.intake.overflow().clone();
+        loop {
+            let reader = log.clone();
+            let size = self.batch_size;
+            let batch = match tokio::task::spawn_blocking(move || reader.read(size)).await {
+                Ok(Ok(batch)) => batch,
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "cannot read the outbox overflow log; retrying later");
+                    return;
+                }
+                Err(_) => return,
+            };
+            if batch.payloads.is_empty() && batch.skipped == 0 {
+                if self.intake.finish_overflow() {
+                    tracing::info!("events queue caught up with its overflow");
+                    return;
+                }
+                continue;
+            }
+            let mut records = super::decode(&batch);
+            self.write(&mut records).await;
+            let committer = log.clone();
+            let end = batch.end;
+            if let Ok(Err(error)) = tokio::task::spawn_blocking(move || committer.commit(end)).await
+            {
+                tracing::error!(%error, "cannot advance the outbox overflow log; its records may be written twice");
+                return;
+            }
+        }
+    }
+}
