@@ -55,9 +55,7 @@ async fn serve(events: bool, redis: SocketAddr) -> Server {
     let base = format!("http://{}", app.local_addr());
     let new = NewKey {
         name: "bench".into(),
-        scopes: vec![],
-        rate_limit: None,
-        expires_in: None,
+        ..NewKey::default()
     };
     let key = issue_key(&app.state().store, new).await.expect("key").key;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
