@@ -6,6 +6,7 @@ mod health;
 mod json;
 mod keys;
 mod models;
+mod outcomes;
 mod predict;
 pub mod problem;
 pub mod request_id;
@@ -175,6 +176,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/models", get(models::list))
         .route("/api/v1/models/{id}/info", get(models::info))
         .route("/api/v1/models/{id}/predict", post(predict::predict))
+        .route("/api/v1/outcomes", post(outcomes::record))
         .route_layer(from_fn(|request: Request, next: Next| {
             authn::require_scope(Scope::Predict, request, next)
         }));

@@ -4,6 +4,7 @@
 //! is written once and tested on both.
 
 mod keys;
+mod outcomes;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -14,6 +15,7 @@ use sqlx::AnyPool;
 use crate::config::{redact, DatabaseConfig};
 
 pub use keys::{ApiKeyRecord, Revocation};
+pub use outcomes::Outcome;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
