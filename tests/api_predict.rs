@@ -427,6 +427,8 @@ async fn openapi_describes_every_route() {
         "/api/v1/models/{id}/info",
         "/api/v1/keys",
         "/api/v1/keys/{id}",
+        "/api/v1/keys/{id}/topup",
+        "/api/v1/outcomes",
         "/health",
         "/health/live",
         "/health/ready",

@@ -6,6 +6,7 @@ mod health;
 mod json;
 mod keys;
 mod models;
+mod outcomes;
 mod predict;
 pub mod problem;
 mod ratelimit;
@@ -187,6 +188,7 @@ pub fn router(state: AppState) -> Router {
             post(predict::predict)
                 .route_layer(from_fn_with_state(state.clone(), ratelimit::enforce)),
         )
+        .route("/api/v1/outcomes", post(outcomes::record))
         .route_layer(from_fn(|request: Request, next: Next| {
             authn::require_scope(Scope::Predict, request, next)
         }));

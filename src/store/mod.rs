@@ -5,6 +5,7 @@
 
 mod inference_logs;
 mod keys;
+mod outcomes;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -15,6 +16,7 @@ use sqlx::AnyPool;
 use crate::config::{redact, DatabaseConfig};
 
 pub use keys::{ApiKeyRecord, Revocation};
+pub use outcomes::Outcome;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
