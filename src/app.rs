@@ -10,7 +10,7 @@ use crate::auth::{Authenticator, RemoteAuth};
 use crate::cache::{self, CacheError, SharedCache};
 use crate::config::{Config, ConfigError};
 use crate::events::outbox::OutboxError;
-use crate::events::{DatabaseSink, Events, Sink, StreamSink};
+use crate::events::{DatabaseSink, Events, Sink, StreamSink, UsageSink};
 use crate::health::{self, Check, Health, Probe};
 use crate::http::{self, AppState, Lifecycle};
 use crate::models::{LoadError, ModelRegistry};
@@ -194,6 +194,14 @@ fn open_events(
             events.stream.clone(),
             events.stream_maxlen,
             config.redis.write_timeout,
+        )));
+    }
+    if let Some(url) = &config.auth.service_url {
+        sinks.push(Arc::new(UsageSink::new(
+            url,
+            &config.auth.service_id,
+            config.auth.service_timeout,
+            config.breaker.clone(),
         )));
     }
     Events::open(events, sinks)

@@ -33,6 +33,8 @@ pub const EVENTS_OUTBOXED: &str = "modelgate_events_outboxed_total";
 pub const EVENTS_REPLAYED: &str = "modelgate_events_replayed_total";
 /// Records lost, by `reason`: `outbox_full` (at `events.outbox_max_bytes`), `outbox_error`.
 pub const EVENTS_DROPPED: &str = "modelgate_events_dropped_total";
+/// Usage reports the remote auth service refused with a 4xx (not retried).
+pub const USAGE_REJECTED: &str = "modelgate_usage_rejected_total";
 /// Damaged or torn outbox records skipped on replay.
 pub const EVENTS_CORRUPT: &str = "modelgate_events_outbox_corrupt_total";
 pub const EVENTS_OUTBOX_BYTES: &str = "modelgate_events_outbox_bytes";

@@ -14,6 +14,7 @@ pub mod outbox;
 mod record;
 mod sink;
 mod stream;
+mod usage;
 mod writer;
 
 use std::sync::Arc;
@@ -31,6 +32,7 @@ pub use database::DatabaseSink;
 pub use record::Record;
 pub use sink::{Sink, SinkError};
 pub use stream::StreamSink;
+pub use usage::UsageSink;
 
 /// What the predict handler knows about one prediction.
 pub struct Prediction {

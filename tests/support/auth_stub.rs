@@ -27,6 +27,10 @@ struct Shared {
     probe_calls: AtomicUsize,
     last_request: Mutex<Option<(String, Value)>>,
     delay: Mutex<Duration>,
+    /// Usage reports received: the key id in the path and the body.
+    debits: Mutex<Vec<(String, Value)>>,
+    /// What the debit endpoint answers; 0 means 200.
+    debit_status: std::sync::atomic::AtomicU16,
 }
 
 #[derive(Clone)]
@@ -52,6 +56,7 @@ impl AuthStub {
         let shared = Arc::new(Shared::default());
         let router = Router::new()
             .route("/api/v1/keys/validate", post(validate))
+            .route("/api/v1/usage/{key_id}/debit", post(debit))
             .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -81,6 +86,16 @@ impl AuthStub {
 
     pub fn set_delay(&self, delay: Duration) {
         *self.shared.delay.lock().expect("lock") = delay;
+    }
+
+    /// Usage reports accepted so far (key id, body).
+    pub fn debits(&self) -> Vec<(String, Value)> {
+        self.shared.debits.lock().expect("lock").clone()
+    }
+
+    /// Makes the debit endpoint answer `status` (and not record) until set back to 200.
+    pub fn set_debit_status(&self, status: u16) {
+        self.shared.debit_status.store(status, Ordering::SeqCst);
     }
 
     /// Validation calls for real keys (modelgate's health probes are counted apart).
@@ -135,4 +150,26 @@ async fn validate(
             .insert("retry-after", "7".parse().expect("header"));
     }
     response
+}
+
+async fn debit(
+    State(shared): State<Arc<Shared>>,
+    axum::extract::Path(key_id): axum::extract::Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> StatusCode {
+    let status = match shared.debit_status.load(Ordering::SeqCst) {
+        0 | 200 => StatusCode::OK,
+        other => StatusCode::from_u16(other).expect("status"),
+    };
+    let header = headers.get("idempotency-key").and_then(|v| v.to_str().ok());
+    assert_eq!(
+        header,
+        body["idempotency_key"].as_str(),
+        "idempotency header and body differ"
+    );
+    if status == StatusCode::OK {
+        shared.debits.lock().expect("lock").push((key_id, body));
+    }
+    status
 }
