@@ -2,9 +2,9 @@
 //! sharing the cores with the server, as in `benches/chaos.rs`):
 //!   1. predict throughput with events off and on (database + Redis stream sinks), two
 //!      alternating 10 s rounds each, so drift on a noisy VM hits both alike;
-//!   2. outbox drain rate: under the same load, Redis's packets are dropped (chaos proxy,
-//!      `Silent`) for 15 s; stream records go to the outbox; once Redis is back, how long the
-//!      outbox takes to empty while load continues, in records/s.
+//!   2. outbox drain rate: under a steady load (`DRAIN_LOAD_PER_S`), Redis's packets are
+//!      dropped (chaos proxy, `Silent`) for 60 s; stream records go to the outbox; once Redis
+//!      is back, how long the outbox takes to empty while the load continues, in records/s.
 //!
 //! Writes bench/results/events-<UTC date>.json. Not a test: no assertion on speed.
 
@@ -25,11 +25,17 @@ use modelgate::config::{Config, LogConfig};
 const WORKERS: usize = 32;
 const ROUND: Duration = Duration::from_secs(10);
 const OUTAGE_AFTER: Duration = Duration::from_secs(5);
-const OUTAGE: Duration = Duration::from_secs(15);
+const OUTAGE: Duration = Duration::from_secs(60);
+/// Longest the drain is waited for.
+const DRAIN_LIMIT: Duration = Duration::from_secs(180);
+/// The drain phase's load: steady, well below saturation, as a busy production instance.
+const DRAIN_LOAD_PER_S: u32 = 10_000;
+const REDIS: &str = "127.0.0.1:6379";
 
 struct Server {
     base: String,
     key: String,
+    stream: String,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     _dir: tempfile::TempDir,
@@ -50,7 +56,8 @@ async fn serve(events: bool, redis: SocketAddr) -> Server {
     config.redis.url = Some(format!("redis://{redis}/0"));
     config.events.enabled = events;
     config.events.outbox_dir = dir.path().join("outbox");
-    config.events.stream = format!("modelgate:bench:{}", uuid::Uuid::now_v7().simple());
+    let stream = format!("modelgate:bench:{}", uuid::Uuid::now_v7().simple());
+    config.events.stream = stream.clone();
     let app = App::build(config).await.expect("app");
     let base = format!("http://{}", app.local_addr());
     let new = NewKey {
@@ -65,14 +72,16 @@ async fn serve(events: bool, redis: SocketAddr) -> Server {
     Server {
         base,
         key,
+        stream,
         stop,
         task,
         _dir: dir,
     }
 }
 
-/// Predict latencies of `WORKERS` workers until `until` is set.
-async fn load(server: &Server, until: Arc<AtomicBool>) -> Vec<Duration> {
+/// Predict latencies of `WORKERS` workers until `until` is set, as fast as they can or, with
+/// `per_s`, at that many requests per second in all.
+async fn load(server: &Server, until: Arc<AtomicBool>, per_s: Option<u32>) -> Vec<Duration> {
     let client = reqwest::Client::new();
     let url = format!("{}/api/v1/models/21/predict", server.base);
     let body = serde_json::json!({"inputs": {"company_size": 250, "engagement_score": 85,
@@ -87,8 +96,17 @@ async fn load(server: &Server, until: Arc<AtomicBool>) -> Vec<Duration> {
                 server.key.clone(),
             );
             let (samples, until) = (samples.clone(), until.clone());
+            let mut pace = per_s.map(|per_s| {
+                let mut pace =
+                    tokio::time::interval(Duration::from_secs(WORKERS as u64) / per_s.max(1));
+                pace.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                pace
+            });
             tokio::spawn(async move {
                 while !until.load(Ordering::SeqCst) {
+                    if let Some(pace) = &mut pace {
+                        pace.tick().await;
+                    }
                     let sent = Instant::now();
                     let ok = client
                         .post(&url)
@@ -118,7 +136,7 @@ async fn timed_load(server: &Server, run: Duration) -> Vec<Duration> {
         tokio::time::sleep(run).await;
         flag.store(true, Ordering::SeqCst);
     });
-    load(server, until).await
+    load(server, until, None).await
 }
 
 fn percentile_ms(sorted: &[Duration], p: f64) -> f64 {
@@ -149,17 +167,29 @@ async fn metric(client: &reqwest::Client, base: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// Stops the server and deletes its stream (a bench run adds millions of entries).
 async fn stop(server: Server) {
     let _ = server.stop.send(());
     let _ = server.task.await;
+    let client = redis::Client::open(format!("redis://{REDIS}/0")).expect("redis url");
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let _: i64 = redis::cmd("DEL")
+        .arg(&server.stream)
+        .query_async(&mut redis)
+        .await
+        .expect("DEL");
 }
 
 async fn bench(stamp: &str) -> serde_json::Value {
-    let proxy = ChaosProxy::start("127.0.0.1:6379".parse().expect("addr")).await;
+    // Throughput straight to Redis, as deployed; the outage phase needs the chaos proxy.
+    let redis: SocketAddr = REDIS.parse().expect("addr");
     let (mut off, mut on) = (Vec::new(), Vec::new());
     for _ in 0..2 {
         for (events, samples) in [(false, &mut off), (true, &mut on)] {
-            let server = serve(events, proxy.addr()).await;
+            let server = serve(events, redis).await;
             samples.extend(timed_load(&server, ROUND).await);
             stop(server).await;
         }
@@ -172,10 +202,11 @@ async fn bench(stamp: &str) -> serde_json::Value {
         / off["requests_per_s"].as_f64().unwrap_or(1.0);
 
     // Outage under load, then drain under load.
+    let proxy = ChaosProxy::start(redis).await;
     let server = serve(true, proxy.addr()).await;
     let client = reqwest::Client::new();
     let until = Arc::new(AtomicBool::new(false));
-    let loading = load(&server, until.clone());
+    let loading = load(&server, until.clone(), Some(DRAIN_LOAD_PER_S));
     let watch = async {
         tokio::time::sleep(OUTAGE_AFTER).await;
         proxy.set(Fault::Silent);
@@ -196,7 +227,7 @@ async fn bench(stamp: &str) -> serde_json::Value {
         proxy.set(Fault::None);
         let back = Instant::now();
         let mut drained = None;
-        while back.elapsed() < Duration::from_secs(60) {
+        while back.elapsed() < DRAIN_LIMIT {
             tokio::time::sleep(Duration::from_millis(100)).await;
             if metric(&client, &server.base, "modelgate_events_outbox_bytes").await == 0.0 {
                 drained = Some(back.elapsed());
@@ -219,6 +250,7 @@ async fn bench(stamp: &str) -> serde_json::Value {
         tokio::time::sleep(Duration::from_secs(2)).await;
         until.store(true, Ordering::SeqCst);
         serde_json::json!({
+            "load_requests_per_s": DRAIN_LOAD_PER_S,
             "redis_silent_s": OUTAGE.as_secs(),
             "records_outboxed_during_outage": outboxed,
             "outbox_bytes_at_recovery": peak,

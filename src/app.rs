@@ -96,7 +96,7 @@ impl App {
         let health = Arc::new(health_checks(
             &config, &store, &database, &auth, &models, &events,
         ));
-        let state = AppState {
+        let state = AppState::new(http::Services {
             ratelimit,
             events,
             auth,
@@ -107,7 +107,7 @@ impl App {
             models,
             lifecycle: Arc::new(Lifecycle::new()),
             stats: Arc::new(http::stats::RequestStats::new()),
-        };
+        });
         Ok(App { listener, state })
     }
 

@@ -15,3 +15,10 @@ pub mod ratelimit;
 pub mod resilience;
 pub mod store;
 pub mod telemetry;
+
+/// mimalloc instead of glibc's allocator: requests allocate and free on different worker
+/// threads, and glibc spent a third of the CPU in malloc and free at load (docs/benchmarks.md:
+/// predict throughput doubled). Set here, not in `main.rs`, so tests and benches measure the
+/// binary's allocator.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

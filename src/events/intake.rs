@@ -28,15 +28,10 @@ pub struct Intake {
     state: Mutex<State>,
     queue: mpsc::Sender<Record>,
     overflow: Arc<SegmentLog>,
-    max_payload_bytes: usize,
 }
 
 impl Intake {
-    pub fn new(
-        queue: mpsc::Sender<Record>,
-        overflow: Arc<SegmentLog>,
-        max_payload_bytes: usize,
-    ) -> Intake {
+    pub fn new(queue: mpsc::Sender<Record>, overflow: Arc<SegmentLog>) -> Intake {
         // Records left in the overflow log by an earlier run are replayed before newer ones.
         let overflowing = !overflow.is_empty();
         Intake {
@@ -46,7 +41,6 @@ impl Intake {
             }),
             queue,
             overflow,
-            max_payload_bytes,
         }
     }
 
@@ -75,7 +69,6 @@ impl Intake {
             }
         }
         metrics::counter!(crate::metrics::EVENTS_OVERFLOW).increment(1);
-        record.limit_payloads(self.max_payload_bytes);
         match self.overflow.append(&[record.to_json()], false) {
             Ok(appended) if appended.refused > 0 => {
                 metrics::counter!(crate::metrics::EVENTS_DROPPED, "reason" => "outbox_full")

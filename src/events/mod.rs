@@ -29,19 +29,19 @@ use intake::Intake;
 use outbox::{Batch, Budget, Outbox, OutboxError};
 
 pub use database::DatabaseSink;
-pub use record::Record;
+pub use record::{Payload, Record};
 pub use sink::{Sink, SinkError};
 pub use stream::StreamSink;
 pub use usage::UsageSink;
 
 /// What the predict handler knows about one prediction.
-pub struct Prediction {
+pub struct Prediction<'a> {
     pub id: Uuid,
-    pub api_key_id: String,
-    pub model_id: String,
-    pub model_version: String,
-    pub inputs: serde_json::Value,
-    pub outputs: serde_json::Value,
+    pub api_key_id: &'a str,
+    pub model_id: &'a str,
+    pub model_version: &'a str,
+    pub inputs: &'a serde_json::Value,
+    pub outputs: &'a serde_json::Value,
     pub latency_ms: f64,
     pub status: &'static str,
 }
@@ -49,6 +49,7 @@ pub struct Prediction {
 struct Inner {
     instance: String,
     intake: Arc<Intake>,
+    max_payload_bytes: usize,
     budget: Arc<Budget>,
     /// Taken by [`Events::start`]: the parts the background tasks own.
     parts: std::sync::Mutex<Option<writer::Writer>>,
@@ -88,12 +89,7 @@ impl Events {
             })
             .collect::<Result<Vec<_>, OutboxError>>()?;
         let (sender, queue) = mpsc::channel(config.queue_capacity.max(1));
-        let max_payload_bytes = config.max_payload_bytes;
-        let intake = Arc::new(Intake::new(
-            sender,
-            Arc::new(outbox.log(intake::OVERFLOW)?),
-            max_payload_bytes,
-        ));
+        let intake = Arc::new(Intake::new(sender, Arc::new(outbox.log(intake::OVERFLOW)?)));
         for reason in ["outbox_full", "outbox_error"] {
             metrics::counter!(crate::metrics::EVENTS_DROPPED, "reason" => reason).increment(0);
         }
@@ -108,12 +104,12 @@ impl Events {
             lanes,
             batch_size: config.batch_size.max(1),
             flush_interval: config.flush_interval,
-            max_payload_bytes,
         };
         Ok(Events {
             inner: Some(Arc::new(Inner {
                 instance,
                 intake,
+                max_payload_bytes: config.max_payload_bytes,
                 budget: outbox.budget().clone(),
                 parts: std::sync::Mutex::new(Some(writer)),
                 batch_size: config.batch_size.max(1),
@@ -127,16 +123,18 @@ impl Events {
         let Some(inner) = &self.inner else {
             return;
         };
+        let (inputs, inputs_cut) = Payload::capture(prediction.inputs, inner.max_payload_bytes);
+        let (outputs, outputs_cut) = Payload::capture(prediction.outputs, inner.max_payload_bytes);
         inner.intake.submit(Record {
             id: prediction.id,
             instance: inner.instance.clone(),
             seq: 0,
-            api_key_id: prediction.api_key_id,
-            model_id: prediction.model_id,
-            model_version: prediction.model_version,
-            inputs: prediction.inputs,
-            outputs: prediction.outputs,
-            truncated: false,
+            api_key_id: prediction.api_key_id.to_string(),
+            model_id: prediction.model_id.to_string(),
+            model_version: prediction.model_version.to_string(),
+            inputs,
+            outputs,
+            truncated: inputs_cut || outputs_cut,
             latency_ms: prediction.latency_ms,
             status: prediction.status.to_string(),
             created_at: chrono::Utc::now(),

@@ -2,6 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -17,8 +18,8 @@ pub struct Record {
     pub api_key_id: String,
     pub model_id: String,
     pub model_version: String,
-    pub inputs: Value,
-    pub outputs: Value,
+    pub inputs: Payload,
+    pub outputs: Payload,
     /// `inputs` or `outputs` was longer than `events.max_payload_bytes`; it then holds the
     /// start of its JSON text as a string.
     #[serde(default)]
@@ -30,18 +31,8 @@ pub struct Record {
 }
 
 impl Record {
-    /// Cuts `inputs` and `outputs` to `max_bytes` of JSON each, marking the record truncated.
-    pub fn limit_payloads(&mut self, max_bytes: usize) {
-        for payload in [&mut self.inputs, &mut self.outputs] {
-            if let Some(cut) = truncated(payload, max_bytes) {
-                *payload = Value::String(cut);
-                self.truncated = true;
-            }
-        }
-    }
-
     pub fn to_json(&self) -> Vec<u8> {
-        // A struct of strings, numbers and JSON values always serializes.
+        // A struct of strings, numbers and JSON text always serializes.
         serde_json::to_vec(self).unwrap_or_default()
     }
 
@@ -50,17 +41,50 @@ impl Record {
     }
 }
 
-/// The start of `value`'s JSON text when that text is longer than `max_bytes`.
-fn truncated(value: &Value, max_bytes: usize) -> Option<String> {
-    let text = serde_json::to_string(value).ok()?;
-    if text.len() <= max_bytes {
-        return None;
+/// A JSON value kept as its compact text. Serialized once, when the prediction is recorded:
+/// the size check, the table's columns, the stream entry and the outbox all reuse the text.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Payload(Box<RawValue>);
+
+impl Payload {
+    /// `value`'s JSON text, or, when that is longer than `max_bytes`, its start as a JSON
+    /// string; the flag says which.
+    pub fn capture(value: &Value, max_bytes: usize) -> (Payload, bool) {
+        let text = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
+        if text.len() <= max_bytes {
+            return (Payload::from_text(text), false);
+        }
+        let mut end = max_bytes;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let cut = Value::String(text[..end].to_string()).to_string();
+        (Payload::from_text(cut), true)
     }
-    let mut end = max_bytes;
-    while !text.is_char_boundary(end) {
-        end -= 1;
+
+    /// `text` is serde_json's own output, so it is valid JSON.
+    fn from_text(text: String) -> Payload {
+        Payload(RawValue::from_string(text).unwrap_or_else(|_| null()))
     }
-    Some(text[..end].to_string())
+
+    pub fn as_str(&self) -> &str {
+        self.0.get()
+    }
+
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.as_str()).unwrap_or(Value::Null)
+    }
+}
+
+fn null() -> Box<RawValue> {
+    RawValue::from_string("null".into()).unwrap_or_else(|_| unreachable!("null is JSON"))
+}
+
+impl PartialEq for Payload {
+    fn eq(&self, other: &Payload) -> bool {
+        self.as_str() == other.as_str()
+    }
 }
 
 #[cfg(test)]
@@ -72,8 +96,8 @@ pub(crate) fn sample(seq: u64) -> Record {
         api_key_id: "key".into(),
         model_id: "21".into(),
         model_version: "1.0.0".into(),
-        inputs: serde_json::json!({"company_size": 250}),
-        outputs: serde_json::json!({"score": 0.5}),
+        inputs: Payload::capture(&serde_json::json!({"company_size": 250}), 1000).0,
+        outputs: Payload::capture(&serde_json::json!({"score": 0.5}), 1000).0,
         truncated: false,
         latency_ms: 0.1,
         status: "ok".into(),
@@ -87,24 +111,26 @@ mod tests {
 
     #[test]
     fn large_payloads_are_cut_and_flagged_not_dropped() {
-        let mut record = sample(1);
-        record.inputs = serde_json::json!({"text": "é".repeat(100)});
-        record.limit_payloads(51);
-        assert!(record.truncated);
-        let Value::String(cut) = &record.inputs else {
-            panic!("expected a string, got {}", record.inputs)
+        let (cut, truncated) = Payload::capture(&serde_json::json!({"text": "é".repeat(100)}), 51);
+        assert!(truncated);
+        let Value::String(cut) = cut.to_value() else {
+            panic!("expected a string, got {cut:?}")
         };
         assert!(cut.len() <= 51 && cut.starts_with("{\"text\":\"é"), "{cut}");
-        assert_eq!(record.outputs, serde_json::json!({"score": 0.5}));
+        let mut record = sample(1);
+        record.inputs = Payload::capture(&serde_json::json!({"text": "é".repeat(100)}), 51).0;
+        record.truncated = true;
         let again = Record::from_json(&record.to_json()).expect("round trip");
         assert_eq!(again, record);
+        assert_eq!(again.outputs.to_value(), serde_json::json!({"score": 0.5}));
     }
 
     #[test]
-    fn small_payloads_are_untouched() {
-        let mut record = sample(1);
-        let before = record.clone();
-        record.limit_payloads(1000);
-        assert_eq!(record, before);
+    fn small_payloads_are_kept_whole() {
+        let value = serde_json::json!({"company_size": 250, "title": "VP \"Sales\""});
+        let (payload, truncated) = Payload::capture(&value, 1000);
+        assert!(!truncated);
+        assert_eq!(payload.to_value(), value);
+        assert_eq!(payload.as_str(), value.to_string());
     }
 }

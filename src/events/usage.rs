@@ -11,6 +11,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use futures::{StreamExt, TryStreamExt};
 use reqwest::StatusCode;
+use serde::de::IgnoredAny;
 use serde_json::{json, Value};
 
 use super::sink::{Sink, SinkError};
@@ -88,10 +89,11 @@ fn debit(record: &Record, service_id: &str, idempotency_key: &str) -> Value {
         "inference_failed" => 500,
         _ => 422,
     };
-    let predictions_count = match &record.outputs {
-        Value::Array(rows) => rows.len(),
-        Value::Null => 0,
-        _ => 1,
+    let outputs = record.outputs.as_str();
+    let predictions_count = match serde_json::from_str::<Vec<IgnoredAny>>(outputs) {
+        Ok(rows) => rows.len(),
+        Err(_) if outputs == "null" => 0,
+        Err(_) => 1,
     };
     json!({
         "model_id": record.model_id,

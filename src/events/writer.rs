@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, watch};
-use tokio::time::Instant;
 
 use super::intake::Intake;
 use super::sink::Lane;
@@ -17,7 +16,6 @@ pub struct Writer {
     pub lanes: Vec<Arc<Lane>>,
     pub batch_size: usize,
     pub flush_interval: Duration,
-    pub max_payload_bytes: usize,
 }
 
 impl Writer {
@@ -48,28 +46,27 @@ impl Writer {
         self.replay_overflow().await;
     }
 
-    /// Waits up to `flush_interval` for a batch to fill, so a quiet instance still writes
-    /// batches rather than one statement per prediction.
+    /// Lets a batch that is not full yet fill for `flush_interval`, then takes what has come.
+    /// One timer per batch: waiting on the queue instead woke this task (and armed a timer)
+    /// for every single record, which under load cost more than writing them.
     async fn fill(&mut self, batch: &mut Vec<Record>, stop: &mut watch::Receiver<bool>) {
-        let deadline = Instant::now() + self.flush_interval;
+        if batch.len() >= self.batch_size {
+            return;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(self.flush_interval) => {}
+            // Shutting down: write what there is now.
+            () = super::stopped(stop) => return,
+        }
         while batch.len() < self.batch_size {
-            let room = self.batch_size - batch.len();
-            tokio::select! {
-                received = tokio::time::timeout_at(deadline, self.queue.recv_many(batch, room)) => {
-                    if !matches!(received, Ok(n) if n > 0) {
-                        break;
-                    }
-                }
-                // Shutting down: write what there is now.
-                () = super::stopped(stop) => break,
+            match self.queue.try_recv() {
+                Ok(record) => batch.push(record),
+                Err(_) => break,
             }
         }
     }
 
     async fn write(&self, batch: &mut Vec<Record>) {
-        for record in batch.iter_mut() {
-            record.limit_payloads(self.max_payload_bytes);
-        }
         let lanes = self.lanes.iter().map(|lane| lane.deliver(batch));
         futures::future::join_all(lanes).await;
         batch.clear();

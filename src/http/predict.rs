@@ -66,11 +66,11 @@ pub async fn predict(
     // Queued (or outboxed) without waiting; the record carries the id the client gets.
     state.events.record(Prediction {
         id: inference_log_id,
-        api_key_id: principal.key_id.clone(),
-        model_id: model.id().to_string(),
-        model_version: model.manifest().version.clone(),
-        inputs,
-        outputs: outputs.as_ref().map_or(Value::Null, Value::clone),
+        api_key_id: &principal.key_id,
+        model_id: model.id(),
+        model_version: &model.manifest().version,
+        inputs: &inputs,
+        outputs: outputs.as_ref().unwrap_or(&Value::Null),
         latency_ms,
         status,
     });

@@ -100,63 +100,81 @@ impl SegmentLog {
     }
 
     /// Appends `payloads` in order, each within the outbox's cap, then (if `sync`) flushes
-    /// them to disk. On a write error nothing of this call stays in the log.
+    /// them to disk. A failed write leaves nothing of this call in the log.
+    ///
+    /// The flush happens after the lock is released: it takes milliseconds, and the drainer
+    /// reading and confirming this log must not wait for it. A reader may therefore send a
+    /// record before it is on disk, which loses nothing. A failed flush is reported (the
+    /// caller counts the records as not kept) although the records stay readable.
     pub fn append(&self, payloads: &[Vec<u8>], sync: bool) -> io::Result<Appended> {
-        let mut state = self.lock();
         let mut appended = Appended::default();
-        let mut pending = Vec::new();
-        for payload in payloads {
-            let len = frame::framed_len(payload);
-            if !self.budget.try_reserve(len) {
-                appended.refused += 1;
-                continue;
+        let mut unsynced = Vec::new();
+        {
+            let mut state = self.lock();
+            let mut pending = Vec::new();
+            for payload in payloads {
+                let len = frame::framed_len(payload);
+                if !self.budget.try_reserve(len) {
+                    appended.refused += 1;
+                    continue;
+                }
+                let active_size = state
+                    .active
+                    .as_ref()
+                    .and_then(|(id, _)| state.segments.get(id).copied());
+                if active_size.is_some_and(|size| size + pending.len() as u64 >= self.segment_bytes)
+                {
+                    unsynced.extend(self.write_active(&mut state, &mut pending, sync)?);
+                    state.active = None;
+                }
+                if state.active.is_none() {
+                    let id = state.segments.keys().next_back().map_or(0, |last| last + 1);
+                    let id = id.max(state.cursor.segment);
+                    let file = OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(segment_path(&self.dir, id))?;
+                    state.segments.insert(id, 0);
+                    state.active = Some((id, file));
+                }
+                frame::encode(payload, &mut pending);
+                appended.stored += 1;
             }
-            let active_size = state
-                .active
-                .as_ref()
-                .and_then(|(id, _)| state.segments.get(id).copied());
-            if active_size.is_some_and(|size| size + pending.len() as u64 >= self.segment_bytes) {
-                self.write_active(&mut state, &mut pending, sync)?;
-                state.active = None;
-            }
-            if state.active.is_none() {
-                let id = state.segments.keys().next_back().map_or(0, |last| last + 1);
-                let id = id.max(state.cursor.segment);
-                let file = OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(segment_path(&self.dir, id))?;
-                state.segments.insert(id, 0);
-                state.active = Some((id, file));
-            }
-            frame::encode(payload, &mut pending);
-            appended.stored += 1;
+            unsynced.extend(self.write_active(&mut state, &mut pending, sync)?);
         }
-        self.write_active(&mut state, &mut pending, sync)?;
+        for file in unsynced {
+            file.sync_data()?;
+        }
         Ok(appended)
     }
 
     /// Writes `pending` to the active segment; on error truncates it back and frees the budget.
-    fn write_active(&self, state: &mut State, pending: &mut Vec<u8>, sync: bool) -> io::Result<()> {
+    /// With `sync`, returns a handle on the segment for the caller to flush once unlocked.
+    fn write_active(
+        &self,
+        state: &mut State,
+        pending: &mut Vec<u8>,
+        sync: bool,
+    ) -> io::Result<Option<File>> {
         if pending.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let bytes = pending.len() as u64;
         let State {
             segments, active, ..
         } = state;
         let Some((id, file)) = active.as_mut() else {
-            return Ok(());
+            return Ok(None);
         };
         let size = segments.get(id).copied().unwrap_or(0);
-        let written =
-            file.write_all(pending)
-                .and_then(|()| if sync { file.sync_data() } else { Ok(()) });
+        let written = file
+            .write_all(pending)
+            .and_then(|()| sync.then(|| file.try_clone()).transpose());
         pending.clear();
         match written {
-            Ok(()) => {
+            Ok(unsynced) => {
                 segments.insert(*id, size + bytes);
-                Ok(())
+                Ok(unsynced)
             }
             Err(err) => {
                 self.budget.release(bytes);
