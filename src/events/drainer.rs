@@ -9,6 +9,9 @@ use super::sink::Lane;
 
 const FIRST_PAUSE: Duration = Duration::from_millis(100);
 const LONGEST_PAUSE: Duration = Duration::from_secs(2);
+/// A replay write carries this many writer batches: replay is one write at a time (that keeps
+/// the order), so its rate is the write size over the sink's round trip.
+const BATCHES_PER_REPLAY: usize = 8;
 
 /// Runs until `stop`. Each batch goes through the sink's dependency (so an open breaker costs
 /// nothing and a half-open one gets its trial); the cursor moves only once the sink confirmed,
@@ -33,7 +36,8 @@ pub async fn run(lane: Arc<Lane>, batch_size: usize, mut stop: watch::Receiver<b
             continue;
         }
         let reader = lane.log().clone();
-        let batch = match tokio::task::spawn_blocking(move || reader.read(batch_size)).await {
+        let most = batch_size * BATCHES_PER_REPLAY;
+        let batch = match tokio::task::spawn_blocking(move || reader.read(most)).await {
             Ok(Ok(batch)) => batch,
             Ok(Err(error)) => {
                 tracing::error!(sink = lane.name(), %error, "cannot read the outbox");

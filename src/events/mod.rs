@@ -85,6 +85,7 @@ impl Events {
                 Ok(Arc::new(sink::Lane::new(
                     sink.clone(),
                     outbox.log(sink.name())?,
+                    config.batch_size,
                 )))
             })
             .collect::<Result<Vec<_>, OutboxError>>()?;

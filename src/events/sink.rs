@@ -22,7 +22,7 @@ pub trait Sink: Send + Sync + 'static {
     fn name(&self) -> &'static str;
     /// The dependency every write goes through (timeout, breaker, health).
     fn dependency(&self) -> &Arc<Dependency>;
-    /// How long one batch write may take.
+    /// How long a write of one batch (`events.batch_size` records) may take.
     fn timeout(&self) -> Duration;
     /// Writes `records`, in order. Replays re-send records after a crash or a lost answer, so
     /// a sink either ignores records it already has (by `id`) or documents that its readers
@@ -36,10 +36,11 @@ pub struct Lane {
     log: Arc<SegmentLog>,
     /// Wakes the lane's drainer when records are put in its outbox.
     outboxed: Notify,
+    batch_size: usize,
 }
 
 impl Lane {
-    pub fn new(sink: Arc<dyn Sink>, log: SegmentLog) -> Lane {
+    pub fn new(sink: Arc<dyn Sink>, log: SegmentLog, batch_size: usize) -> Lane {
         let name = sink.name();
         metrics::counter!(crate::metrics::EVENTS_WRITTEN, "sink" => name).increment(0);
         metrics::counter!(crate::metrics::EVENTS_OUTBOXED, "sink" => name).increment(0);
@@ -48,6 +49,7 @@ impl Lane {
             sink,
             log: Arc::new(log),
             outboxed: Notify::new(),
+            batch_size: batch_size.max(1),
         }
     }
 
@@ -63,11 +65,14 @@ impl Lane {
         self.outboxed.notified().await
     }
 
-    /// One guarded write: the sink's timeout and its dependency's breaker.
+    /// One guarded write: the sink's timeout for each batch's worth of records (a replay
+    /// writes several at once) and its dependency's breaker.
     pub async fn send(&self, records: &[Record]) -> Result<(), CallError<SinkError>> {
+        let batches = records.len().div_ceil(self.batch_size).max(1);
+        let timeout = self.sink.timeout() * u32::try_from(batches).unwrap_or(u32::MAX);
         let dependency = self.sink.dependency();
         dependency
-            .call_within(self.sink.timeout(), self.sink.write(records))
+            .call_within(timeout, self.sink.write(records))
             .await
     }
 
