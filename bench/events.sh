@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Events benchmark (benches/events.rs): predict throughput with inference records off vs on
-# in one run, and the outbox drain rate after a 15 s Redis outage under load.
-# Needs Redis on 127.0.0.1:6379. Writes bench/results/events-<UTC date>.json.
+# in one run, and the outbox drain rate after a 60 s Redis outage under a steady load.
+# Needs Redis on 127.0.0.1:6379. BENCH_DATABASE_URL=postgres://… uses that database instead of
+# a fresh SQLite file. Writes bench/results/events-<UTC date>.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo bench --locked --bench events
