@@ -53,9 +53,8 @@ async fn serve(events: bool, redis: SocketAddr) -> Server {
         ..Config::default()
     };
     // `BENCH_DATABASE_URL` (e.g. PostgreSQL) instead of a fresh SQLite file.
-    config.database.url = std::env::var("BENCH_DATABASE_URL").unwrap_or_else(|_| {
-        format!("sqlite://{}", dir.path().join("bench.db").display())
-    });
+    config.database.url = std::env::var("BENCH_DATABASE_URL")
+        .unwrap_or_else(|_| format!("sqlite://{}", dir.path().join("bench.db").display()));
     config.redis.url = Some(format!("redis://{redis}/0"));
     config.events.enabled = events;
     config.events.outbox_dir = dir.path().join("outbox");
