@@ -16,7 +16,7 @@ const BATCHES_PER_REPLAY: usize = 8;
 /// Runs until `stop`. Each batch goes through the sink's dependency (so an open breaker costs
 /// nothing and a half-open one gets its trial); the cursor moves only once the sink confirmed,
 /// so a crash mid-drain sends a batch again rather than losing it.
-pub async fn run(lane: Arc<Lane>, batch_size: usize, mut stop: watch::Receiver<bool>) {
+pub async fn run(lane: Arc<Lane>, mut stop: watch::Receiver<bool>) {
     let mut pause = FIRST_PAUSE;
     let mut replayed = 0u64;
     while !super::stopping(&stop) {
@@ -36,7 +36,7 @@ pub async fn run(lane: Arc<Lane>, batch_size: usize, mut stop: watch::Receiver<b
             continue;
         }
         let reader = lane.log().clone();
-        let most = batch_size * BATCHES_PER_REPLAY;
+        let most = lane.batch_size() * BATCHES_PER_REPLAY;
         let batch = match tokio::task::spawn_blocking(move || reader.read(most)).await {
             Ok(Ok(batch)) => batch,
             Ok(Err(error)) => {

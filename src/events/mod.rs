@@ -53,7 +53,6 @@ struct Inner {
     budget: Arc<Budget>,
     /// Taken by [`Events::start`]: the parts the background tasks own.
     parts: std::sync::Mutex<Option<writer::Writer>>,
-    batch_size: usize,
     _outbox: Outbox,
 }
 
@@ -113,7 +112,6 @@ impl Events {
                 max_payload_bytes: config.max_payload_bytes,
                 budget: outbox.budget().clone(),
                 parts: std::sync::Mutex::new(Some(writer)),
-                batch_size: config.batch_size.max(1),
                 _outbox: outbox,
             })),
         })
@@ -163,11 +161,9 @@ impl Events {
             return tasks;
         };
         for lane in &writer.lanes {
-            tasks.drainers.push(tokio::spawn(drainer::run(
-                lane.clone(),
-                inner.batch_size,
-                stopping.clone(),
-            )));
+            tasks
+                .drainers
+                .push(tokio::spawn(drainer::run(lane.clone(), stopping.clone())));
         }
         tasks.writer = Some(tokio::spawn(writer.run(stopping)));
         tasks

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
+use serde_json::value::{to_raw_value, RawValue};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -51,21 +51,24 @@ impl Payload {
     /// `value`'s JSON text, or, when that is longer than `max_bytes`, its start as a JSON
     /// string; the flag says which.
     pub fn capture(value: &Value, max_bytes: usize) -> (Payload, bool) {
-        let text = serde_json::to_string(value).unwrap_or_else(|_| "null".into());
+        // Serializing a `Value` cannot fail (its map keys are strings).
+        let Ok(whole) = to_raw_value(value) else {
+            return (Payload::null(), false);
+        };
+        let text = whole.get();
         if text.len() <= max_bytes {
-            return (Payload::from_text(text), false);
+            return (Payload(whole), false);
         }
         let mut end = max_bytes;
         while !text.is_char_boundary(end) {
             end -= 1;
         }
-        let cut = Value::String(text[..end].to_string()).to_string();
-        (Payload::from_text(cut), true)
+        let cut = to_raw_value(&text[..end]).map_or_else(|_| Payload::null(), Payload);
+        (cut, true)
     }
 
-    /// `text` is serde_json's own output, so it is valid JSON.
-    fn from_text(text: String) -> Payload {
-        Payload(RawValue::from_string(text).unwrap_or_else(|_| null()))
+    fn null() -> Payload {
+        Payload(to_raw_value(&Value::Null).unwrap_or_default())
     }
 
     pub fn as_str(&self) -> &str {
@@ -75,10 +78,6 @@ impl Payload {
     pub fn to_value(&self) -> Value {
         serde_json::from_str(self.as_str()).unwrap_or(Value::Null)
     }
-}
-
-fn null() -> Box<RawValue> {
-    RawValue::from_string("null".into()).unwrap_or_else(|_| unreachable!("null is JSON"))
 }
 
 impl PartialEq for Payload {

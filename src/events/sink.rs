@@ -57,6 +57,11 @@ impl Lane {
         self.sink.name()
     }
 
+    /// Records per writer batch (`events.batch_size`).
+    pub fn batch_size(&self) -> usize {
+        self.batch_size
+    }
+
     pub fn log(&self) -> &Arc<SegmentLog> {
         &self.log
     }
