@@ -6,6 +6,10 @@
 //!      dropped (chaos proxy, `Silent`) for 60 s; stream records go to the outbox; once Redis
 //!      is back, how long the outbox takes to empty while the load continues, in records/s.
 //!
+//! Throughput rounds also read the CPU time spent per request, on the whole machine and, of
+//! that, by the Redis server and by this process's SQLite worker threads: the load generator,
+//! Redis and SQLite share the cores with modelgate, and this says where the events' cost goes.
+//!
 //! Writes bench/results/events-<UTC date>.json. Not a test: no assertion on speed.
 
 #[allow(dead_code)]
@@ -131,6 +135,96 @@ async fn load(server: &Server, until: Arc<AtomicBool>, per_s: Option<u32>) -> Ve
     samples
 }
 
+/// Linux reports CPU time in clock ticks of 1/100 s (`USER_HZ`, fixed at 100 on x86_64 and
+/// aarch64 whatever the kernel's own tick).
+const TICKS_PER_S: f64 = 100.0;
+
+/// CPU seconds spent so far: by the whole machine (busy, not idle or waiting for I/O), by the
+/// Redis server, and by this process's SQLite worker threads (sqlx runs one per connection).
+#[derive(Clone, Copy, Default)]
+struct CpuTime {
+    machine: f64,
+    redis: f64,
+    sqlite: f64,
+}
+
+impl CpuTime {
+    async fn read() -> CpuTime {
+        let stat = std::fs::read_to_string("/proc/stat").expect("/proc/stat");
+        let ticks: Vec<f64> = stat
+            .lines()
+            .next()
+            .expect("cpu line")
+            .split_whitespace()
+            .skip(1)
+            .map(|n| n.parse().expect("ticks"))
+            .collect();
+        // user, nice, system, (idle, iowait,) irq, softirq; steal is other guests' time.
+        let machine = [0, 1, 2, 5, 6].iter().map(|&i| ticks[i]).sum::<f64>() / TICKS_PER_S;
+        CpuTime {
+            machine,
+            redis: redis_cpu().await,
+            sqlite: sqlite_worker_cpu(),
+        }
+    }
+
+    fn since(self, start: CpuTime) -> CpuTime {
+        CpuTime {
+            machine: self.machine - start.machine,
+            redis: self.redis - start.redis,
+            sqlite: self.sqlite - start.sqlite,
+        }
+    }
+
+    fn add(self, other: CpuTime) -> CpuTime {
+        CpuTime {
+            machine: self.machine + other.machine,
+            redis: self.redis + other.redis,
+            sqlite: self.sqlite + other.sqlite,
+        }
+    }
+
+    fn per_request_us(self, requests: usize) -> serde_json::Value {
+        let us = |seconds: f64| (seconds * 1e7 / requests.max(1) as f64).round() / 10.0;
+        serde_json::json!({
+            "machine": us(self.machine),
+            "of_which_redis_server": us(self.redis),
+            "of_which_sqlite_workers": us(self.sqlite),
+        })
+    }
+}
+
+/// The Redis server's CPU seconds (`INFO cpu`: `used_cpu_user` + `used_cpu_sys`).
+async fn redis_cpu() -> f64 {
+    let mut redis = redis_connection().await;
+    let info: String = redis::cmd("INFO")
+        .arg("cpu")
+        .query_async(&mut redis)
+        .await
+        .expect("INFO cpu");
+    info.lines()
+        .filter_map(|line| line.split_once(':'))
+        .filter(|(name, _)| matches!(*name, "used_cpu_user" | "used_cpu_sys"))
+        .map(|(_, seconds)| seconds.trim().parse::<f64>().expect("cpu seconds"))
+        .sum()
+}
+
+/// CPU seconds of this process's threads named `sqlx-sqlite-worker-…` (cut to 15 characters).
+fn sqlite_worker_cpu() -> f64 {
+    let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
+    let ticks: f64 = tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("stat")).ok())
+        .filter_map(|stat| {
+            // `pid (comm) state ppid …`: utime and stime are the 12th and 13th fields after comm.
+            let (comm, rest) = stat.split_once(" (")?.1.rsplit_once(") ")?;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let cpu = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+            comm.starts_with("sqlx-sqlite").then_some(cpu)
+        })
+        .sum();
+    ticks / TICKS_PER_S
+}
+
 async fn timed_load(server: &Server, run: Duration) -> Vec<Duration> {
     let until = Arc::new(AtomicBool::new(false));
     let flag = until.clone();
@@ -169,15 +263,19 @@ async fn metric(client: &reqwest::Client, base: &str, series: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
+async fn redis_connection() -> redis::aio::MultiplexedConnection {
+    let client = redis::Client::open(format!("redis://{REDIS}/0")).expect("redis url");
+    client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis")
+}
+
 /// Stops the server and deletes its stream (a bench run adds millions of entries).
 async fn stop(server: Server) {
     let _ = server.stop.send(());
     let _ = server.task.await;
-    let client = redis::Client::open(format!("redis://{REDIS}/0")).expect("redis url");
-    let mut redis = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
+    let mut redis = redis_connection().await;
     let _: i64 = redis::cmd("DEL")
         .arg(&server.stream)
         .query_async(&mut redis)
@@ -189,16 +287,26 @@ async fn bench(stamp: &str) -> serde_json::Value {
     // Throughput straight to Redis, as deployed; the outage phase needs the chaos proxy.
     let redis: SocketAddr = REDIS.parse().expect("addr");
     let (mut off, mut on) = (Vec::new(), Vec::new());
+    let (mut cpu_off, mut cpu_on) = (CpuTime::default(), CpuTime::default());
     for _ in 0..2 {
-        for (events, samples) in [(false, &mut off), (true, &mut on)] {
+        for (events, samples, cpu) in [
+            (false, &mut off, &mut cpu_off),
+            (true, &mut on, &mut cpu_on),
+        ] {
             let server = serve(events, redis).await;
+            let start = CpuTime::read().await;
             samples.extend(timed_load(&server, ROUND).await);
+            *cpu = cpu.add(CpuTime::read().await.since(start));
             stop(server).await;
         }
     }
     off.sort();
     on.sort();
     let seconds = 2.0 * ROUND.as_secs_f64();
+    let cpu = serde_json::json!({
+        "events_off": cpu_off.per_request_us(off.len()),
+        "events_on": cpu_on.per_request_us(on.len()),
+    });
     let (off, on) = (summary(&off, seconds), summary(&on, seconds));
     let ratio = on["requests_per_s"].as_f64().unwrap_or(0.0)
         / off["requests_per_s"].as_f64().unwrap_or(1.0);
@@ -275,6 +383,7 @@ async fn bench(stamp: &str) -> serde_json::Value {
         "predict_events_off": off,
         "predict_events_on": on,
         "ratio_on_to_off": (ratio * 1000.0).round() / 1000.0,
+        "cpu_us_per_request": cpu,
         "outage": outage,
     })
 }
