@@ -184,12 +184,23 @@ impl CpuTime {
         }
     }
 
-    fn per_request_us(self, requests: usize) -> serde_json::Value {
-        let us = |seconds: f64| (seconds * 1e7 / requests.max(1) as f64).round() / 10.0;
+    /// CPU microseconds per request.
+    fn per_request(self, requests: usize) -> CpuTime {
+        let us = |seconds: f64| seconds * 1e6 / requests.max(1) as f64;
+        CpuTime {
+            machine: us(self.machine),
+            redis: us(self.redis),
+            sqlite: us(self.sqlite),
+        }
+    }
+
+    fn to_json(self) -> serde_json::Value {
+        let tenths = |us: f64| (us * 10.0).round() / 10.0;
         serde_json::json!({
-            "machine": us(self.machine),
-            "of_which_redis_server": us(self.redis),
-            "of_which_sqlite_workers": us(self.sqlite),
+            "machine": tenths(self.machine),
+            "of_which_redis_server": tenths(self.redis),
+            "of_which_sqlite_workers": tenths(self.sqlite),
+            "rest": tenths(self.machine - self.redis - self.sqlite),
         })
     }
 }
@@ -303,9 +314,11 @@ async fn bench(stamp: &str) -> serde_json::Value {
     off.sort();
     on.sort();
     let seconds = 2.0 * ROUND.as_secs_f64();
+    let (cpu_off, cpu_on) = (cpu_off.per_request(off.len()), cpu_on.per_request(on.len()));
     let cpu = serde_json::json!({
-        "events_off": cpu_off.per_request_us(off.len()),
-        "events_on": cpu_on.per_request_us(on.len()),
+        "events_off": cpu_off.to_json(),
+        "events_on": cpu_on.to_json(),
+        "events_cost": cpu_on.since(cpu_off).to_json(),
     });
     let (off, on) = (summary(&off, seconds), summary(&on, seconds));
     let ratio = on["requests_per_s"].as_f64().unwrap_or(0.0)
