@@ -168,30 +168,27 @@ impl CpuTime {
         }
     }
 
-    fn since(self, start: CpuTime) -> CpuTime {
+    /// `f` applied field by field to `self` and `other`.
+    fn zip(self, other: CpuTime, f: impl Fn(f64, f64) -> f64) -> CpuTime {
         CpuTime {
-            machine: self.machine - start.machine,
-            redis: self.redis - start.redis,
-            sqlite: self.sqlite - start.sqlite,
+            machine: f(self.machine, other.machine),
+            redis: f(self.redis, other.redis),
+            sqlite: f(self.sqlite, other.sqlite),
         }
     }
 
+    fn since(self, start: CpuTime) -> CpuTime {
+        self.zip(start, |now, then| now - then)
+    }
+
     fn add(self, other: CpuTime) -> CpuTime {
-        CpuTime {
-            machine: self.machine + other.machine,
-            redis: self.redis + other.redis,
-            sqlite: self.sqlite + other.sqlite,
-        }
+        self.zip(other, |a, b| a + b)
     }
 
     /// CPU microseconds per request.
     fn per_request(self, requests: usize) -> CpuTime {
-        let us = |seconds: f64| seconds * 1e6 / requests.max(1) as f64;
-        CpuTime {
-            machine: us(self.machine),
-            redis: us(self.redis),
-            sqlite: us(self.sqlite),
-        }
+        let per = 1e6 / requests.max(1) as f64;
+        self.zip(CpuTime::default(), |seconds, _| seconds * per)
     }
 
     fn to_json(self) -> serde_json::Value {
