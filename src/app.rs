@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::auth::{Authenticator, RemoteAuth};
-use crate::cache::{self, CacheError, SharedCache};
+use crate::auth::{revocation, Authenticator, RemoteAuth, SharedTier};
 use crate::config::{Config, ConfigError};
 use crate::events::outbox::OutboxError;
 use crate::events::{DatabaseSink, Events, Sink, StreamSink, UsageSink};
@@ -15,6 +14,7 @@ use crate::health::{self, Check, Health, Probe};
 use crate::http::{self, AppState, Lifecycle};
 use crate::models::{LoadError, ModelRegistry};
 use crate::ratelimit::RateLimiter;
+use crate::redis::{ClientError, Redis};
 use crate::resilience::Dependency;
 use crate::store::{Store, StoreError};
 
@@ -27,7 +27,7 @@ pub enum StartError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Cache(#[from] CacheError),
+    Redis(#[from] ClientError),
     #[error(transparent)]
     Outbox(#[from] OutboxError),
     #[error("cannot listen on {addr}: {source}")]
@@ -42,7 +42,7 @@ impl StartError {
     pub fn is_configuration(&self) -> bool {
         matches!(
             self,
-            StartError::Config(_) | StartError::Models(_) | StartError::Cache(_)
+            StartError::Config(_) | StartError::Models(_) | StartError::Redis(_)
         )
     }
 }
@@ -81,22 +81,28 @@ impl App {
             ));
             auth = auth.with_remote(RemoteAuth::new(url, &config.auth.service_id, dependency));
         }
-        if let Some(url) = &config.redis.url {
-            let shared = SharedCache::new(
-                &config.redis,
-                url,
-                config.breaker.clone(),
-                config.auth.shared_ttl,
-            )?;
-            cache::spawn_listener(shared.clone(), auth.local_cache());
-            auth = auth.with_shared_cache(shared);
+        // The process's one Redis connection, breaker and health state, for all its users.
+        let redis = match &config.redis.url {
+            Some(url) => Some(Redis::new(&config.redis, url, config.breaker.clone())?),
+            None => None,
+        };
+        if let Some(redis) = &redis {
+            revocation::spawn_listener(redis.clone(), auth.local_cache());
+            auth = auth.with_shared_tier(SharedTier::new(redis.clone(), config.auth.shared_ttl));
         }
-        let ratelimit = RateLimiter::new(&config.ratelimit, auth.shared_cache());
-        let events = open_events(&config, &store, &database, &auth)?;
+        let ratelimit = RateLimiter::new(&config.ratelimit, redis.as_ref());
+        let events = open_events(&config, &store, &database, redis.as_ref())?;
         let health = Arc::new(health_checks(
-            &config, &store, &database, &auth, &models, &events,
+            &config,
+            &store,
+            &database,
+            redis.as_ref(),
+            &auth,
+            &models,
+            &events,
         ));
         let state = AppState::new(http::Services {
+            redis,
             ratelimit,
             events,
             auth,
@@ -180,7 +186,7 @@ fn open_events(
     config: &Config,
     store: &Store,
     database: &Arc<Dependency>,
-    auth: &Authenticator,
+    redis: Option<&Redis>,
 ) -> Result<Events, OutboxError> {
     let events = &config.events;
     let mut sinks: Vec<Arc<dyn Sink>> = vec![Arc::new(DatabaseSink::new(
@@ -188,9 +194,9 @@ fn open_events(
         database.clone(),
         config.database.timeout,
     ))];
-    if let Some(shared) = auth.shared_cache() {
+    if let Some(redis) = redis {
         sinks.push(Arc::new(StreamSink::new(
-            shared,
+            redis,
             events.stream.clone(),
             events.stream_maxlen,
             config.redis.write_timeout,
@@ -212,6 +218,7 @@ fn health_checks(
     config: &Config,
     store: &Store,
     database: &Arc<Dependency>,
+    redis: Option<&Redis>,
     auth: &Authenticator,
     models: &ModelRegistry,
     events: &Events,
@@ -240,15 +247,15 @@ fn health_checks(
         },
     ));
     let mut disabled = Vec::new();
-    match auth.shared_cache() {
-        Some(shared) => checks.push(Check::new(
+    match redis {
+        Some(redis) => checks.push(Check::new(
             "redis",
             false,
             "shared auth cache off: each instance checks uncached keys with the source itself, \
              and revocations reach other instances only when their cache entries expire; rate \
              limits are enforced per instance (ratelimit.local_share of each key's limit); \
              stream records wait in the outbox",
-            Probe::Redis(Box::new(shared.clone())),
+            Probe::Redis(Box::new(redis.clone())),
         )),
         None => disabled.push("redis"),
     }

@@ -2,7 +2,6 @@
 
 pub mod app;
 pub mod auth;
-pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod doctor;
@@ -12,9 +11,11 @@ pub mod http;
 pub mod metrics;
 pub mod models;
 pub mod ratelimit;
+pub mod redis;
 pub mod resilience;
 pub mod store;
 pub mod telemetry;
+pub mod vocabulary;
 
 /// mimalloc instead of glibc's allocator: requests allocate and free on different worker
 /// threads, and glibc spent a third of the CPU in malloc and free at load (docs/benchmarks.md:

@@ -220,8 +220,8 @@ async fn redis_that_appears_after_start_is_used_within_seconds() {
         assert_eq!(timed_status(&app, &cold).await.0, 200);
         let status = app
             .state
-            .auth
-            .shared_cache()
+            .redis
+            .as_ref()
             .expect("redis")
             .dependency()
             .status();

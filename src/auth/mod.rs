@@ -6,8 +6,9 @@ pub mod extract;
 mod issue;
 mod principal;
 mod remote;
-mod scope;
+pub mod revocation;
 pub mod secret;
+mod shared_tier;
 
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,12 +21,13 @@ pub use issue::{issue_key, prepare_key, IssuedKey, NewKey, NewKeyError, MAX_CRED
 pub use principal::Principal;
 use remote::Verdict;
 pub use remote::{RemoteAuth, HEALTH_PROBE_KEY};
-pub use scope::{allows, Period, RateLimit, Scope};
+pub use shared_tier::SharedTier;
 
-use crate::cache::SharedCache;
 use crate::config::AuthConfig;
 use crate::resilience::{CallError, Dependency};
 use crate::store::{Revocation, Store, StoreError};
+/// Auth's callers speak of scopes and limits through auth; the types live in the vocabulary.
+pub use crate::vocabulary::{allows, Period, RateLimit, Scope};
 
 /// Why a request is not allowed through. Each maps to one HTTP answer (see `http::problem`).
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +90,7 @@ pub struct Authenticator {
     store: Store,
     database: Arc<Dependency>,
     cache: KeyCache,
-    shared: Option<SharedCache>,
+    shared: Option<SharedTier>,
     source: Source,
     /// Requests answered from a stale entry because the source could not answer.
     stale_served: Arc<AtomicU64>,
@@ -113,7 +115,7 @@ impl Authenticator {
     }
 
     /// Adds the shared Redis cache in front of the store.
-    pub fn with_shared_cache(mut self, shared: SharedCache) -> Authenticator {
+    pub fn with_shared_tier(mut self, shared: SharedTier) -> Authenticator {
         self.shared = Some(shared);
         self
     }
@@ -129,10 +131,6 @@ impl Authenticator {
             Source::Remote(remote) => Some(remote),
             Source::Local => None,
         }
-    }
-
-    pub fn shared_cache(&self) -> Option<&SharedCache> {
-        self.shared.as_ref()
     }
 
     /// The in-process cache, for the revocation listener.

@@ -6,9 +6,9 @@ use clap::Subcommand;
 use serde_json::json;
 
 use super::Failure;
-use crate::auth::{issue_key, NewKey, NewKeyError, RateLimit, Scope, MAX_CREDITS};
-use crate::cache::SharedCache;
+use crate::auth::{issue_key, NewKey, NewKeyError, RateLimit, Scope, SharedTier, MAX_CREDITS};
 use crate::config::Config;
+use crate::redis::{ExchangeError, Redis};
 use crate::store::{ApiKeyRecord, Revocation, Store};
 
 #[derive(Debug, Subcommand)]
@@ -197,13 +197,16 @@ async fn revoke(store: &Store, config: &Config, id: &str, as_json: bool) -> Resu
     };
     if let Some(url) = &config.redis.url {
         // Servers sharing Redis forget the key at once; without it, within their cache TTL.
-        let announced = match SharedCache::new(
-            &config.redis,
-            url,
-            config.breaker.clone(),
-            config.auth.shared_ttl,
-        ) {
-            Ok(shared) => shared.revoke_now(&key_hash).await,
+        let announced = match Redis::new(&config.redis, url, config.breaker.clone()) {
+            Ok(redis) => SharedTier::new(redis, config.auth.shared_ttl)
+                .revoke_now(&key_hash)
+                .await
+                .map_err(|e| match e {
+                    ExchangeError::Refused(kind) => {
+                        format!("Redis refused the revocation ({kind:?})")
+                    }
+                    ExchangeError::TimedOut => e.to_string(),
+                }),
             Err(e) => Err(e.to_string()),
         };
         if let Err(reason) = announced {

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::auth::RateLimit;
 use crate::resilience::BreakerConfig;
+use crate::vocabulary::RateLimit;
 
 pub use env::{documented_env_vars, EnvVar};
 

@@ -9,8 +9,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use super::net::{self, Connected};
 use super::tls::{self, Asked, Roots};
 use super::{scrub, Check, DependencyReport};
-use crate::cache::{tls_trust, TlsTrust};
 use crate::config::RedisConfig;
+use crate::redis::{tls_trust, TlsTrust};
 
 const DEFAULT_PORT: u16 = 6379;
 /// A reply line longer than this is not a reply to our commands.

@@ -8,7 +8,7 @@ use futures::future::BoxFuture;
 use super::sink::{Sink, SinkError};
 use super::Record;
 use crate::resilience::Dependency;
-use crate::store::Store;
+use crate::store::{InferenceLogRow, Store};
 
 pub struct DatabaseSink {
     store: Store,
@@ -42,10 +42,29 @@ impl Sink for DatabaseSink {
     /// Idempotent: rows already stored are skipped (`ON CONFLICT (id) DO NOTHING`).
     fn write<'a>(&'a self, records: &'a [Record]) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
+            let rows: Vec<InferenceLogRow<'_>> = records.iter().map(row).collect();
             self.store
-                .insert_inference_logs(records)
+                .insert_inference_logs(&rows)
                 .await
                 .map_err(SinkError::from)
         })
+    }
+}
+
+/// The table's row for `record`, borrowing its text.
+fn row(record: &Record) -> InferenceLogRow<'_> {
+    InferenceLogRow {
+        id: record.id,
+        instance: &record.instance,
+        seq: record.seq,
+        api_key_id: &record.api_key_id,
+        model_id: &record.model_id,
+        model_version: &record.model_version,
+        inputs: record.inputs.as_str(),
+        outputs: record.outputs.as_str(),
+        truncated: record.truncated,
+        latency_ms: record.latency_ms,
+        status: &record.status,
+        created_at: record.created_at,
     }
 }

@@ -9,7 +9,7 @@ use redis::aio::ConnectionManager;
 
 use super::sink::{Sink, SinkError};
 use super::Record;
-use crate::cache::SharedCache;
+use crate::redis::Redis;
 use crate::resilience::Dependency;
 
 pub struct StreamSink {
@@ -21,10 +21,10 @@ pub struct StreamSink {
 }
 
 impl StreamSink {
-    pub fn new(cache: &SharedCache, stream: String, max_len: u64, timeout: Duration) -> StreamSink {
+    pub fn new(redis: &Redis, stream: String, max_len: u64, timeout: Duration) -> StreamSink {
         StreamSink {
-            connection: cache.connection(),
-            dependency: cache.dependency().clone(),
+            connection: redis.connection(),
+            dependency: redis.dependency().clone(),
             stream,
             max_len,
             timeout,

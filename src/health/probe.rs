@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use crate::auth::RemoteAuth;
-use crate::cache::SharedCache;
 use crate::events::outbox::Budget;
 use crate::models::ModelRegistry;
+use crate::redis::Redis;
 use crate::resilience::{CallError, Dependency};
 use crate::store::Store;
 
@@ -17,7 +17,7 @@ pub enum Probe {
         store: Store,
         dependency: Arc<Dependency>,
     },
-    Redis(Box<SharedCache>),
+    Redis(Box<Redis>),
     AuthService(RemoteAuth),
     Models(ModelRegistry),
     /// The events outbox's fill, from memory: down while records are being dropped.
@@ -46,7 +46,7 @@ impl Probe {
     pub fn dependency(&self) -> Option<&Arc<Dependency>> {
         match self {
             Probe::Database { dependency, .. } => Some(dependency),
-            Probe::Redis(cache) => Some(cache.dependency()),
+            Probe::Redis(redis) => Some(redis.dependency()),
             Probe::AuthService(remote) => Some(remote.dependency()),
             Probe::Models(_) | Probe::Outbox(_) => None,
         }
@@ -75,7 +75,7 @@ impl Probe {
         }
         match self {
             Probe::Database { store, dependency } => dependency.call(store.ping()).await.into(),
-            Probe::Redis(cache) => cache.ping().await.into(),
+            Probe::Redis(redis) => redis.ping().await.into(),
             Probe::AuthService(remote) => remote.probe().await.into(),
             Probe::Models(_) | Probe::Outbox(_) => Outcome::NotTried,
         }

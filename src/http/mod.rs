@@ -97,6 +97,8 @@ pub struct Services {
     /// Guards every store call made while serving requests.
     pub database: Arc<Dependency>,
     pub auth: Authenticator,
+    /// The shared Redis connection, when configured (its state is also in `health`).
+    pub redis: Option<crate::redis::Redis>,
     /// Per-key limits of the prediction routes.
     pub ratelimit: RateLimiter,
     pub health: Arc<Health>,

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use crate::auth::RateLimit;
+use crate::vocabulary::RateLimit;
 
 /// One key's allowance: `limit` requests per `period`, all of which may come at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -105,7 +105,7 @@ impl Quota {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Period;
+    use crate::vocabulary::Period;
 
     const SECOND: u64 = 1_000_000;
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use redis::aio::ConnectionManager;
 
 use super::gcra::{Decision, Quota};
-use crate::cache::SharedCache;
+use crate::redis::Redis;
 use crate::resilience::{CallError, Dependency};
 
 /// Followed by the key's id (never the key itself).
@@ -14,17 +14,17 @@ const KEY_PREFIX: &str = "modelgate:rl:v1:";
 
 pub struct GlobalLimiter {
     connection: ConnectionManager,
-    /// Redis's one breaker and health state, shared with the auth cache.
+    /// Redis's one breaker and health state, shared with its other users.
     redis: Arc<Dependency>,
     /// Sent as EVALSHA; loaded (once per Redis server) when Redis answers NOSCRIPT.
     script: redis::Script,
 }
 
 impl GlobalLimiter {
-    pub fn new(shared: &SharedCache) -> GlobalLimiter {
+    pub fn new(redis: &Redis) -> GlobalLimiter {
         GlobalLimiter {
-            connection: shared.connection(),
-            redis: shared.dependency().clone(),
+            connection: redis.connection(),
+            redis: redis.dependency().clone(),
             script: redis::Script::new(include_str!("gcra.lua")),
         }
     }

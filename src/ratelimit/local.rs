@@ -84,7 +84,7 @@ impl LocalLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::{Period, RateLimit};
+    use crate::vocabulary::{Period, RateLimit};
 
     fn quota(requests: u32, per: Period) -> Quota {
         Quota::new(RateLimit { requests, per })

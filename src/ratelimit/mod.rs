@@ -16,10 +16,10 @@ use std::sync::Arc;
 
 pub use gcra::{Decision, Quota};
 
-use crate::auth::RateLimit;
-use crate::cache::SharedCache;
 use crate::config::RateLimitConfig;
+use crate::redis::Redis;
 use crate::resilience::CallError;
+use crate::vocabulary::RateLimit;
 use global::GlobalLimiter;
 use local::LocalLimiter;
 
@@ -50,7 +50,7 @@ fn record(tier: &'static str, decision: Decision) -> Decision {
 impl RateLimiter {
     /// Global through `redis` when given (sharing its connection, breaker and health), else
     /// local with the whole limit.
-    pub fn new(config: &RateLimitConfig, redis: Option<&SharedCache>) -> RateLimiter {
+    pub fn new(config: &RateLimitConfig, redis: Option<&Redis>) -> RateLimiter {
         RateLimiter {
             inner: Arc::new(Inner {
                 global: redis.map(GlobalLimiter::new),
@@ -94,7 +94,7 @@ impl RateLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::Period;
+    use crate::vocabulary::Period;
 
     fn limiter(default: Option<RateLimit>) -> RateLimiter {
         let config = RateLimitConfig {

@@ -3,8 +3,29 @@
 use std::borrow::Cow;
 use std::sync::OnceLock;
 
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
 use super::{Backend, Store, StoreError};
-use crate::events::Record;
+
+/// One row of `inference_logs`, borrowed from whatever the caller keeps (the events' record):
+/// the store knows the table, not the events that fill it.
+pub struct InferenceLogRow<'a> {
+    pub id: Uuid,
+    pub instance: &'a str,
+    pub seq: u64,
+    pub api_key_id: &'a str,
+    pub model_id: &'a str,
+    pub model_version: &'a str,
+    /// JSON text.
+    pub inputs: &'a str,
+    /// JSON text.
+    pub outputs: &'a str,
+    pub truncated: bool,
+    pub latency_ms: f64,
+    pub status: &'a str,
+    pub created_at: DateTime<Utc>,
+}
 
 const COLUMNS: usize = 12;
 
@@ -50,29 +71,32 @@ fn insert_sql(backend: Backend, rows: usize) -> Cow<'static, str> {
 }
 
 impl Store {
-    /// Inserts `records` in one transaction; records already stored (a replay) are skipped.
-    pub async fn insert_inference_logs(&self, records: &[Record]) -> Result<(), StoreError> {
-        if records.is_empty() {
+    /// Inserts `rows` in one transaction; rows already stored (a replay) are skipped.
+    pub async fn insert_inference_logs(
+        &self,
+        rows: &[InferenceLogRow<'_>],
+    ) -> Result<(), StoreError> {
+        if rows.is_empty() {
             return Ok(());
         }
         let mut transaction = self.pool.begin().await?;
-        for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let sql = insert_sql(self.backend, chunk.len());
             let mut query = sqlx::query(&sql);
-            for record in chunk {
+            for row in chunk {
                 query = query
-                    .bind(record.id.to_string())
-                    .bind(record.instance.as_str())
-                    .bind(i64::try_from(record.seq).unwrap_or(i64::MAX))
-                    .bind(record.api_key_id.as_str())
-                    .bind(record.model_id.as_str())
-                    .bind(record.model_version.as_str())
-                    .bind(record.inputs.as_str())
-                    .bind(record.outputs.as_str())
-                    .bind(i32::from(record.truncated))
-                    .bind(record.latency_ms)
-                    .bind(record.status.as_str())
-                    .bind(record.created_at.timestamp_millis());
+                    .bind(row.id.to_string())
+                    .bind(row.instance)
+                    .bind(i64::try_from(row.seq).unwrap_or(i64::MAX))
+                    .bind(row.api_key_id)
+                    .bind(row.model_id)
+                    .bind(row.model_version)
+                    .bind(row.inputs)
+                    .bind(row.outputs)
+                    .bind(i32::from(row.truncated))
+                    .bind(row.latency_ms)
+                    .bind(row.status)
+                    .bind(row.created_at.timestamp_millis());
             }
             query.execute(&mut *transaction).await?;
         }

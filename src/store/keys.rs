@@ -6,7 +6,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::{Store, StoreError};
-use crate::auth::{RateLimit, Scope};
+use crate::vocabulary::{RateLimit, Scope};
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct ApiKeyRecord {

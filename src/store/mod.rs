@@ -15,6 +15,7 @@ use sqlx::AnyPool;
 
 use crate::config::{redact, DatabaseConfig};
 
+pub use inference_logs::InferenceLogRow;
 pub use keys::{ApiKeyRecord, Revocation};
 pub use outcomes::Outcome;
 

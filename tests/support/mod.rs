@@ -223,8 +223,8 @@ impl TestApp {
     /// What the app knows about Redis right now (panics if Redis is not configured).
     pub fn redis_status(&self) -> modelgate::resilience::DependencyStatus {
         self.state
-            .auth
-            .shared_cache()
+            .redis
+            .as_ref()
             .expect("redis configured")
             .dependency()
             .status()

@@ -1,4 +1,8 @@
-//! What a key may do (scopes) and how often (rate limit).
+//! The words several layers share: what a key may do (scopes) and how often (rate limit).
+//!
+//! A leaf: it imports nothing from the crate, so that config, store, auth and ratelimit can
+//! all speak of a `Scope` or a `RateLimit` without importing one another (auth re-exports
+//! these names for its callers' convenience).
 
 use std::fmt;
 use std::str::FromStr;

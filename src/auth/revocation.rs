@@ -1,22 +1,26 @@
-//! Listening for revocations published by other instances (or the CLI).
+//! Revocations between instances: a revoked key's hash is published on Redis, and every
+//! instance (or the CLI's revocation) evicts it from its L1 at once.
 
 use std::time::Duration;
 
 use futures::StreamExt;
 
-use super::{SharedCache, REVOCATIONS_CHANNEL};
-use crate::auth::KeyCache;
+use super::KeyCache;
+use crate::redis::Redis;
+
+/// Revoked key hashes are published here; every instance evicts them from its L1.
+pub const REVOCATIONS_CHANNEL: &str = "modelgate:auth:v1:revoked";
 
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
 /// Keeps a subscription open for the life of the process, reconnecting with backoff, and
 /// evicts every announced key hash from `local`. With Redis down, revocations from elsewhere
 /// reach this instance only through the L1 TTL.
-pub fn spawn_listener(cache: SharedCache, local: KeyCache) -> tokio::task::JoinHandle<()> {
+pub fn spawn_listener(redis: Redis, local: KeyCache) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut backoff = Duration::from_millis(100);
         loop {
-            match subscribe(&cache).await {
+            match redis.subscribe(REVOCATIONS_CHANNEL).await {
                 Ok(mut pubsub) => {
                     tracing::info!("listening for key revocations on Redis");
                     backoff = Duration::from_millis(100);
@@ -34,17 +38,4 @@ pub fn spawn_listener(cache: SharedCache, local: KeyCache) -> tokio::task::JoinH
             backoff = (backoff * 2).min(MAX_BACKOFF);
         }
     })
-}
-
-async fn subscribe(cache: &SharedCache) -> Result<redis::aio::PubSub, String> {
-    let connect = async {
-        let mut pubsub = cache.client().get_async_pubsub().await?;
-        pubsub.subscribe(REVOCATIONS_CHANNEL).await?;
-        Ok::<_, redis::RedisError>(pubsub)
-    };
-    match tokio::time::timeout(cache.write_timeout * 4, connect).await {
-        Ok(Ok(pubsub)) => Ok(pubsub),
-        Ok(Err(e)) => Err(format!("{:?}", e.kind())),
-        Err(_) => Err("timed out".into()),
-    }
 }
