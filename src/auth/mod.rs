@@ -26,7 +26,9 @@ pub use shared_tier::SharedTier;
 use crate::config::AuthConfig;
 use crate::resilience::{CallError, Dependency};
 use crate::store::{Revocation, Store, StoreError};
-/// Auth's callers speak of scopes and limits through auth; the types live in the vocabulary.
+
+// Auth's callers speak of scopes and limits through auth; the types live in the vocabulary,
+// where config and store can use them too.
 pub use crate::vocabulary::{allows, Period, RateLimit, Scope};
 
 /// Why a request is not allowed through. Each maps to one HTTP answer (see `http::problem`).
