@@ -33,7 +33,7 @@ fn layer_of(module: &str) -> Option<usize> {
 }
 
 /// One reference from a file to a top-level module.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug)]
 struct Reference {
     target: String,
     line: usize,
@@ -68,6 +68,9 @@ fn blank_comments_and_literals(text: &str) -> String {
         let c = chars[i];
         let next = chars.get(i + 1).copied();
         let starts_token = i == 0 || !is_ident(chars[i - 1]);
+        let raw_string = starts_token
+            .then(|| raw_string_start(&chars[i..]))
+            .flatten();
         if c == '/' && next == Some('/') {
             while i < chars.len() && chars[i] != '\n' {
                 i += 1;
@@ -91,8 +94,7 @@ fn blank_comments_and_literals(text: &str) -> String {
                     i += 1;
                 }
             }
-        } else if starts_token && raw_string_start(&chars[i..]).is_some() {
-            let (prefix, hashes) = raw_string_start(&chars[i..]).unwrap_or_default();
+        } else if let Some((prefix, hashes)) = raw_string {
             let closing: Vec<char> = std::iter::once('"')
                 .chain(std::iter::repeat_n('#', hashes))
                 .collect();
@@ -115,7 +117,8 @@ fn blank_comments_and_literals(text: &str) -> String {
             }
             i += 1;
         } else if c == '\'' && next == Some('\\') {
-            i += 2;
+            // Past the backslash and the escaped character, which may be a quote.
+            i += 3;
             while i < chars.len() && chars[i] != '\'' {
                 i += 1;
             }
@@ -405,7 +408,8 @@ fn the_scanner_finds_paths_in_groups_and_expressions_but_not_in_comments_or_stri
         pub(crate) fn f() {
             let _ = "crate::cli in a string";
             let _ = r#"crate::doctor in a raw "string""#;
-            let _ = '"';
+            let _ = ('"', '\'', b'"');
+            let _ = "http://example"; crate::models::load();
             metrics::counter!(crate::metrics::NAME).increment(1);
             let _ = super::events::Record::new();
         }
@@ -427,6 +431,7 @@ fn the_scanner_finds_paths_in_groups_and_expressions_but_not_in_comments_or_stri
             "metrics",
             "store",
             "auth",
+            "models",
             "metrics",
             "events",
             "vocabulary",
