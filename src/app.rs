@@ -16,7 +16,7 @@ use crate::http::{self, AppState, Lifecycle};
 use crate::models::{LoadError, ModelRegistry};
 use crate::ratelimit::RateLimiter;
 use crate::resilience::Dependency;
-use crate::store::{Store, StoreError};
+use crate::store::{GuardedStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -59,7 +59,7 @@ impl App {
         // Installed before anything records, so that no early sample is lost.
         crate::metrics::handle();
         let models = ModelRegistry::load_dir(&config.models_dir)?;
-        let store = Store::open(&config.database).await?;
+        let store = GuardedStore::open(&config.database, config.breaker.clone()).await?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -67,12 +67,7 @@ impl App {
                     addr: config.listen,
                     source,
                 })?;
-        let database = Arc::new(Dependency::new(
-            "database",
-            config.database.timeout,
-            config.breaker.clone(),
-        ));
-        let mut auth = Authenticator::new(store.clone(), database.clone(), &config.auth);
+        let mut auth = Authenticator::new(store.clone(), &config.auth);
         if let Some(url) = &config.auth.service_url {
             let dependency = Arc::new(Dependency::new(
                 "auth_service",
@@ -92,16 +87,13 @@ impl App {
             auth = auth.with_shared_cache(shared);
         }
         let ratelimit = RateLimiter::new(&config.ratelimit, auth.shared_cache());
-        let events = open_events(&config, &store, &database, &auth)?;
-        let health = Arc::new(health_checks(
-            &config, &store, &database, &auth, &models, &events,
-        ));
+        let events = open_events(&config, &store, &auth)?;
+        let health = Arc::new(health_checks(&config, &store, &auth, &models, &events));
         let state = AppState::new(http::Services {
             ratelimit,
             events,
             auth,
             health,
-            database,
             config: Arc::new(config),
             store,
             models,
@@ -178,14 +170,12 @@ impl App {
 /// The inference records' sinks: the database always, the Redis stream when Redis is set.
 fn open_events(
     config: &Config,
-    store: &Store,
-    database: &Arc<Dependency>,
+    store: &GuardedStore,
     auth: &Authenticator,
 ) -> Result<Events, OutboxError> {
     let events = &config.events;
     let mut sinks: Vec<Arc<dyn Sink>> = vec![Arc::new(DatabaseSink::new(
         store.clone(),
-        database.clone(),
         config.database.timeout,
     ))];
     if let Some(shared) = auth.shared_cache() {
@@ -210,8 +200,7 @@ fn open_events(
 /// What each dependency costs users while it is down, and which ones this deployment uses.
 fn health_checks(
     config: &Config,
-    store: &Store,
-    database: &Arc<Dependency>,
+    store: &GuardedStore,
     auth: &Authenticator,
     models: &ModelRegistry,
     events: &Events,
@@ -234,10 +223,7 @@ fn health_checks(
         "database",
         false,
         database_impact,
-        Probe::Database {
-            store: store.clone(),
-            dependency: database.clone(),
-        },
+        Probe::Database(store.clone()),
     ));
     let mut disabled = Vec::new();
     match auth.shared_cache() {

@@ -2,7 +2,11 @@
 //!
 //! One set of portable SQL serves both engines (`$N` placeholders work in both), so a query
 //! is written once and tested on both.
+//!
+//! A server reaches the store only through [`GuardedStore`] (deadline and breaker on every
+//! call); the raw [`Store`] is for one-shot processes such as `modelgate keys`.
 
+mod guarded;
 mod inference_logs;
 mod keys;
 mod outcomes;
@@ -15,6 +19,7 @@ use sqlx::AnyPool;
 
 use crate::config::{redact, DatabaseConfig};
 
+pub use guarded::{Guarded, GuardedStore};
 pub use keys::{ApiKeyRecord, Revocation};
 pub use outcomes::Outcome;
 
@@ -44,6 +49,8 @@ pub enum StoreError {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// The store without a guard: for one-shot processes and tests. A server holds a
+/// [`GuardedStore`] instead.
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
