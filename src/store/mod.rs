@@ -61,7 +61,7 @@ impl Store {
     /// Opens the pool, creating an SQLite file and its folder when needed, and migrates.
     pub async fn open(config: &DatabaseConfig) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let backend = if config.url.to_ascii_lowercase().starts_with("sqlite:") {
+        let backend = if config.is_sqlite() {
             Backend::Sqlite
         } else {
             Backend::Postgres
