@@ -18,6 +18,7 @@ use chaos::{ChaosProxy, Fault};
 use modelgate::app::App;
 use modelgate::auth::{issue_key, NewKey};
 use modelgate::config::{Config, LogConfig};
+use modelgate::store::Store;
 
 const RUN: Duration = Duration::from_secs(30);
 const WORKERS: usize = 32;
@@ -76,9 +77,10 @@ async fn run(scenario: &Scenario, stamp: &str) -> serde_json::Value {
     config.redis.url = Some(format!("redis://{}/0", proxy.addr()));
     // Short L1 lifetime so that keys are re-validated (L2, then store) during the outage.
     config.auth.cache_ttl = Duration::from_secs(5);
+    // Keys are issued as `modelgate keys create` would: through the raw store.
+    let store = Store::open(&config.database).await.expect("store");
     let app = App::build(config).await.expect("app");
     let addr = app.local_addr();
-    let store = app.state().store.clone();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(app.serve(async move {
         let _ = stopped.await;

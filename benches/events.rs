@@ -25,6 +25,7 @@ use chaos::{ChaosProxy, Fault};
 use modelgate::app::App;
 use modelgate::auth::{issue_key, NewKey};
 use modelgate::config::{Config, LogConfig};
+use modelgate::store::Store;
 
 const WORKERS: usize = 32;
 const ROUND: Duration = Duration::from_secs(10);
@@ -64,13 +65,15 @@ async fn serve(events: bool, redis: SocketAddr) -> Server {
     config.events.outbox_dir = dir.path().join("outbox");
     let stream = format!("modelgate:bench:{}", uuid::Uuid::now_v7().simple());
     config.events.stream = stream.clone();
+    // Keys are issued as `modelgate keys create` would: through the raw store.
+    let store = Store::open(&config.database).await.expect("store");
     let app = App::build(config).await.expect("app");
     let base = format!("http://{}", app.local_addr());
     let new = NewKey {
         name: "bench".into(),
         ..NewKey::default()
     };
-    let key = issue_key(&app.state().store, new).await.expect("key").key;
+    let key = issue_key(&store, new).await.expect("key").key;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(app.serve(async move {
         let _ = stopped.await;

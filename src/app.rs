@@ -16,7 +16,7 @@ use crate::models::{LoadError, ModelRegistry};
 use crate::ratelimit::RateLimiter;
 use crate::redis::{ClientError, Redis};
 use crate::resilience::Dependency;
-use crate::store::{Store, StoreError};
+use crate::store::{GuardedStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -59,7 +59,7 @@ impl App {
         // Installed before anything records, so that no early sample is lost.
         crate::metrics::handle();
         let models = ModelRegistry::load_dir(&config.models_dir)?;
-        let store = Store::open(&config.database).await?;
+        let store = GuardedStore::open(&config.database, config.breaker.clone()).await?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -67,12 +67,7 @@ impl App {
                     addr: config.listen,
                     source,
                 })?;
-        let database = Arc::new(Dependency::new(
-            "database",
-            config.database.timeout,
-            config.breaker.clone(),
-        ));
-        let mut auth = Authenticator::new(store.clone(), database.clone(), &config.auth);
+        let mut auth = Authenticator::new(store.clone(), &config.auth);
         if let Some(url) = &config.auth.service_url {
             let dependency = Arc::new(Dependency::new(
                 "auth_service",
@@ -91,11 +86,10 @@ impl App {
             auth = auth.with_shared_tier(SharedTier::new(redis.clone(), config.auth.shared_ttl));
         }
         let ratelimit = RateLimiter::new(&config.ratelimit, redis.as_ref());
-        let events = open_events(&config, &store, &database, redis.as_ref())?;
+        let events = open_events(&config, &store, redis.as_ref())?;
         let health = Arc::new(health_checks(
             &config,
             &store,
-            &database,
             redis.as_ref(),
             &auth,
             &models,
@@ -107,7 +101,6 @@ impl App {
             events,
             auth,
             health,
-            database,
             config: Arc::new(config),
             store,
             models,
@@ -184,14 +177,12 @@ impl App {
 /// The inference records' sinks: the database always, the Redis stream when Redis is set.
 fn open_events(
     config: &Config,
-    store: &Store,
-    database: &Arc<Dependency>,
+    store: &GuardedStore,
     redis: Option<&Redis>,
 ) -> Result<Events, OutboxError> {
     let events = &config.events;
     let mut sinks: Vec<Arc<dyn Sink>> = vec![Arc::new(DatabaseSink::new(
         store.clone(),
-        database.clone(),
         config.database.timeout,
     ))];
     if let Some(redis) = redis {
@@ -216,8 +207,7 @@ fn open_events(
 /// What each dependency costs users while it is down, and which ones this deployment uses.
 fn health_checks(
     config: &Config,
-    store: &Store,
-    database: &Arc<Dependency>,
+    store: &GuardedStore,
     redis: Option<&Redis>,
     auth: &Authenticator,
     models: &ModelRegistry,
@@ -241,10 +231,7 @@ fn health_checks(
         "database",
         false,
         database_impact,
-        Probe::Database {
-            store: store.clone(),
-            dependency: database.clone(),
-        },
+        Probe::Database(store.clone()),
     ));
     let mut disabled = Vec::new();
     match redis {

@@ -118,7 +118,7 @@ both_backends!(revocation_through_admin_api_is_immediate);
 async fn revocation_by_another_process_applies_after_cache_ttl(backend: Backend) {
     let app = TestApp::spawn_with(backend, |c| c.auth.cache_ttl = Duration::from_millis(300)).await;
     let issued = issue_key(
-        &app.state.store,
+        &app.store,
         NewKey {
             name: "cli".into(),
             scopes: vec![],
@@ -134,8 +134,7 @@ async fn revocation_by_another_process_applies_after_cache_ttl(backend: Backend)
         200
     );
     // What `modelgate keys revoke` does from another process: write the store only.
-    app.state
-        .store
+    app.store
         .revoke_key(&issued.record.id, chrono::Utc::now())
         .await
         .expect("revoke");
@@ -151,7 +150,7 @@ both_backends!(revocation_by_another_process_applies_after_cache_ttl);
 async fn expired_key_is_refused(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     let issued = issue_key(
-        &app.state.store,
+        &app.store,
         NewKey {
             name: "brief".into(),
             scopes: vec![],

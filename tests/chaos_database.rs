@@ -48,7 +48,7 @@ async fn store_fault_costs_requests_nothing(fault: Fault) {
         );
     }
     assert_eq!(
-        app.state.database.status().breaker,
+        app.state.store.dependency().status().breaker,
         modelgate::resilience::BreakerState::Open,
         "{fault:?}: repeated failures must open the breaker so later calls cost nothing"
     );

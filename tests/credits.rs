@@ -15,7 +15,7 @@ use support::{problem, Backend, TestApp};
 const PREDICT: &str = "/api/v1/models/21/predict";
 
 async fn balance(app: &TestApp, id: &str) -> Option<i64> {
-    let record = app.state.store.find_key(id).await.expect("find key");
+    let record = app.store.find_key(id).await.expect("find key");
     record.expect("key exists").credits
 }
 

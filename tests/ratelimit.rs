@@ -34,7 +34,7 @@ fn use_redis(config: &mut Config, addr: &str) {
 /// A predict key limited to `limit`, and its id.
 async fn limited_key(app: &TestApp, limit: &str) -> (String, String) {
     let issued = issue_key(
-        &app.state.store,
+        &app.store,
         NewKey {
             name: "limited".into(),
             scopes: vec![Scope::Predict],

@@ -24,8 +24,8 @@ pub use remote::{RemoteAuth, HEALTH_PROBE_KEY};
 pub use shared_tier::SharedTier;
 
 use crate::config::AuthConfig;
-use crate::resilience::{CallError, Dependency};
-use crate::store::{Revocation, Store, StoreError};
+use crate::resilience::CallError;
+use crate::store::{Guarded, GuardedStore, Revocation};
 
 // Auth's callers speak of scopes and limits through auth; the types live in the vocabulary,
 // where config and store can use them too.
@@ -79,7 +79,7 @@ fn count_lookup(tier: &'static str) {
 /// Where keys are validated.
 #[derive(Clone)]
 enum Source {
-    /// The local store (SQLite or PostgreSQL), guarded by the `database` dependency.
+    /// The local store (SQLite or PostgreSQL), behind its `database` guard.
     Local,
     /// The remote auth service.
     Remote(RemoteAuth),
@@ -89,8 +89,7 @@ enum Source {
 /// Redis is configured, the shared cache (L2).
 #[derive(Clone)]
 pub struct Authenticator {
-    store: Store,
-    database: Arc<Dependency>,
+    store: GuardedStore,
     cache: KeyCache,
     shared: Option<SharedTier>,
     source: Source,
@@ -99,11 +98,9 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
-    /// `database` guards every store call (timeout, breaker).
-    pub fn new(store: Store, database: Arc<Dependency>, config: &AuthConfig) -> Authenticator {
+    pub fn new(store: GuardedStore, config: &AuthConfig) -> Authenticator {
         Authenticator {
             store,
-            database,
             cache: KeyCache::new(
                 config.cache_capacity,
                 config.cache_ttl,
@@ -202,10 +199,7 @@ impl Authenticator {
         }
         let lookup = match &self.source {
             Source::Local => {
-                let record = self
-                    .database
-                    .call(self.store.find_key_by_hash(key_hash))
-                    .await?;
+                let record = self.store.find_key_by_hash(key_hash).await?;
                 record
                     .and_then(|r| Principal::from_record(&r, Utc::now()))
                     .map_or(Lookup::Unknown, |p| Lookup::Valid(Arc::new(p)))
@@ -225,11 +219,8 @@ impl Authenticator {
     }
 
     /// Revokes in the store and forgets the key here at once.
-    pub async fn revoke(&self, key_id: &str) -> Result<Revocation, CallError<StoreError>> {
-        let outcome = self
-            .database
-            .call(self.store.revoke_key(key_id, Utc::now()))
-            .await?;
+    pub async fn revoke(&self, key_id: &str) -> Guarded<Revocation> {
+        let outcome = self.store.revoke_key(key_id, Utc::now()).await?;
         if let Revocation::Revoked { key_hash } | Revocation::AlreadyRevoked { key_hash } = &outcome
         {
             self.cache.evict(key_hash).await;

@@ -54,6 +54,10 @@ pub enum KeysCommand {
     },
 }
 
+/// The raw store, deliberately without the server's `database` guard: a one-shot command is
+/// not on a request path, a breaker learns nothing from a single call, and the request-path
+/// timeout (`database.timeout`, 500 ms) would fail `keys list` on a large table. The pool's
+/// `database.connect_timeout` still bounds the wait for a connection.
 async fn open(config: &Config) -> Result<Store, Failure> {
     Store::open(&config.database)
         .await

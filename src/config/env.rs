@@ -180,3 +180,39 @@ pub(super) fn redis_url(
         tls: get("REDIS_TLS_ENABLED"),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_setting_has_an_environment_variable() {
+        let names: Vec<String> = documented_env_vars().into_iter().map(|v| v.name).collect();
+        for expected in [
+            "MODELGATE_LISTEN",
+            "MODELGATE_DATABASE_URL",
+            "MODELGATE_MODELS_DIR",
+            "MODELGATE_REDIS_URL",
+            "MODELGATE_AUTH_SERVICE_URL",
+            "MODELGATE_AUTH_SERVICE_ID",
+            "MODELGATE_AUTH_CACHE_TTL",
+            "MODELGATE_AUTH_NEGATIVE_TTL",
+            "MODELGATE_SHUTDOWN_GRACE",
+            "MODELGATE_DATABASE_CONNECT_TIMEOUT",
+        ] {
+            assert!(names.iter().any(|n| n == expected), "{expected} missing");
+        }
+    }
+
+    #[test]
+    fn configuration_reference_lists_every_variable() {
+        let docs = include_str!("../../docs/configuration.md");
+        for var in documented_env_vars() {
+            assert!(
+                docs.contains(&var.name),
+                "docs/configuration.md lacks {}",
+                var.name
+            );
+        }
+    }
+}

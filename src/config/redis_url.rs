@@ -3,10 +3,18 @@
 //! That service accepted `REDIS_URL` with or without a scheme, or `REDIS_HOST`/`REDIS_PORT`,
 //! plus `REDIS_AUTH_TOKEN` and `REDIS_TLS_ENABLED`; deployments still set them, so the same
 //! values must produce the same connection here.
+//!
+//! [`target`] then reads a normalized URL into the parts a client needs; `modelgate doctor`
+//! uses it, so doctor and configuration agree on what a Redis URL means.
 
-use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS};
+use std::path::PathBuf;
+
+use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, CONTROLS};
 
 const DEFAULT_PORT: u16 = 6379;
+
+/// The URL schemes that name a Redis server.
+pub const SCHEMES: [&str; 3] = ["redis", "rediss", "unix"];
 
 /// Characters that cannot appear raw in the userinfo part of a URL.
 const USERINFO: &AsciiSet = &CONTROLS
@@ -39,11 +47,19 @@ pub struct RedisSettings {
     pub tls: Option<String>,
 }
 
-/// Why the settings do not describe a Redis location.
+/// Why the settings, or a URL, do not describe a Redis location.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum RedisUrlError {
     #[error("expected a port number between 1 and 65535, got {0:?}")]
     BadPort(String),
+    #[error("the Redis URL does not parse: {0}")]
+    Unparsable(url::ParseError),
+    #[error("the Redis URL's database {0:?} is not a number")]
+    BadDatabase(String),
+    #[error("the Redis URL has no host")]
+    NoHost,
+    #[error("{0}:// is not a Redis URL scheme")]
+    Scheme(String),
 }
 
 fn clean(value: &Option<String>) -> Option<&str> {
@@ -52,9 +68,9 @@ fn clean(value: &Option<String>) -> Option<&str> {
 
 fn has_scheme(value: &str) -> bool {
     let lower = value.to_ascii_lowercase();
-    ["redis://", "rediss://", "unix://"]
-        .iter()
-        .any(|scheme| lower.starts_with(scheme))
+    lower
+        .split_once("://")
+        .is_some_and(|(scheme, _)| SCHEMES.contains(&scheme))
 }
 
 fn tls_enabled(settings: &RedisSettings) -> bool {
@@ -113,6 +129,63 @@ pub fn normalize(settings: &RedisSettings) -> Result<Option<String>, RedisUrlErr
         None => DEFAULT_PORT,
     };
     Ok(Some(build(scheme, token, host, port, true)))
+}
+
+/// Where a Redis server is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Location {
+    Tcp { host: String, port: u16, tls: bool },
+    Unix(PathBuf),
+}
+
+/// The parts of a Redis URL a client needs, percent-decoded.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub location: Location,
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub db: u32,
+}
+
+/// Reads a (normalized) Redis URL.
+pub fn target(url: &str) -> Result<Target, RedisUrlError> {
+    let parsed = url::Url::parse(url).map_err(RedisUrlError::Unparsable)?;
+    let scheme = parsed.scheme().to_ascii_lowercase();
+    // unix:// carries the database in the query (`?db=N`), TCP URLs in the path (`/N`).
+    let db = match scheme.as_str() {
+        "unix" => parsed
+            .query_pairs()
+            .find(|(key, _)| key == "db")
+            .map(|(_, value)| value.into_owned())
+            .unwrap_or_default(),
+        _ => parsed.path().trim_matches('/').to_string(),
+    };
+    let db = match db.as_str() {
+        "" => 0,
+        raw => raw
+            .parse()
+            .map_err(|_| RedisUrlError::BadDatabase(raw.to_string()))?,
+    };
+    let location = match scheme.as_str() {
+        "unix" => Location::Unix(parsed.path().into()),
+        "redis" | "rediss" => Location::Tcp {
+            host: parsed
+                .host_str()
+                .filter(|h| !h.is_empty())
+                .ok_or(RedisUrlError::NoHost)?
+                .to_string(),
+            port: parsed.port().unwrap_or(DEFAULT_PORT),
+            tls: scheme == "rediss",
+        },
+        other => return Err(RedisUrlError::Scheme(other.to_string())),
+    };
+    let decode = |raw: &str| percent_decode_str(raw).decode_utf8_lossy().into_owned();
+    Ok(Target {
+        location,
+        user: Some(decode(parsed.username())).filter(|u| !u.is_empty()),
+        password: parsed.password().map(decode),
+        db,
+    })
 }
 
 #[cfg(test)]
@@ -313,5 +386,37 @@ mod tests {
             normalize(&url("cache:99999")),
             Err(RedisUrlError::BadPort("99999".into()))
         );
+    }
+
+    #[test]
+    fn url_parts_are_decoded() {
+        let t = target("rediss://app:p%40ss@cache.example:6380/2").expect("parses");
+        assert!(matches!(
+            t.location,
+            Location::Tcp { ref host, port: 6380, tls: true } if host == "cache.example"
+        ));
+        assert_eq!(t.user.as_deref(), Some("app"));
+        assert_eq!(t.password.as_deref(), Some("p@ss"));
+        assert_eq!(t.db, 2);
+        let t = target("redis://cache").expect("parses");
+        assert!(matches!(
+            t.location,
+            Location::Tcp {
+                port: DEFAULT_PORT,
+                tls: false,
+                ..
+            }
+        ));
+        assert_eq!(t.db, 0);
+        assert!(t.password.is_none() && t.user.is_none());
+        let t = target("unix:///run/redis.sock?db=3").expect("parses");
+        assert!(matches!(t.location, Location::Unix(ref p) if p.ends_with("redis.sock")));
+        assert_eq!(t.db, 3);
+    }
+
+    #[test]
+    fn unusable_urls_are_explained() {
+        assert!(target("redis://cache/x").is_err());
+        assert!(target("http://cache").is_err());
     }
 }

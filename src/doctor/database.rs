@@ -20,7 +20,7 @@ const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 4, 210, 22, 47];
 
 pub(crate) async fn check(config: &DatabaseConfig, timeout: Duration) -> DependencyReport {
     let url = config.url.as_str();
-    if url.to_ascii_lowercase().starts_with("sqlite:") {
+    if config.is_sqlite() {
         let mut check = Check::new("database", true, url, vec!["file", "roundtrip"], timeout);
         sqlite(&mut check, url).await;
         return check.finish();

@@ -3,16 +3,15 @@
 
 use std::time::Duration;
 
-use percent_encoding::percent_decode_str;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::net::{self, Connected};
 use super::tls::{self, Asked, Roots};
 use super::{scrub, Check, DependencyReport};
+use crate::config::redis_url::{target, Location, Target};
 use crate::config::RedisConfig;
 use crate::redis::{tls_trust, TlsTrust};
 
-const DEFAULT_PORT: u16 = 6379;
 /// A reply line longer than this is not a reply to our commands.
 const MAX_LINE: usize = 4096;
 const CA_HINT: &str = "set redis.tls_ca_file (MODELGATE_REDIS_TLS_CA_FILE) to the PEM file of \
@@ -20,60 +19,6 @@ const CA_HINT: &str = "set redis.tls_ca_file (MODELGATE_REDIS_TLS_CA_FILE) to th
 
 trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
-
-/// Where the server is.
-enum Location {
-    Tcp { host: String, port: u16, tls: bool },
-    Unix(std::path::PathBuf),
-}
-
-/// The parts of a Redis URL the checks need.
-struct Target {
-    location: Location,
-    user: Option<String>,
-    password: Option<String>,
-    db: u32,
-}
-
-fn target(url: &str) -> Result<Target, String> {
-    let parsed = url::Url::parse(url).map_err(|e| format!("the Redis URL does not parse: {e}"))?;
-    let scheme = parsed.scheme().to_ascii_lowercase();
-    // unix:// carries the database in the query (`?db=N`), TCP URLs in the path (`/N`).
-    let db = match scheme.as_str() {
-        "unix" => parsed
-            .query_pairs()
-            .find(|(key, _)| key == "db")
-            .map(|(_, value)| value.into_owned())
-            .unwrap_or_default(),
-        _ => parsed.path().trim_matches('/').to_string(),
-    };
-    let db = match db.as_str() {
-        "" => 0,
-        raw => raw
-            .parse()
-            .map_err(|_| format!("the Redis URL's database {raw:?} is not a number"))?,
-    };
-    let location = match scheme.as_str() {
-        "unix" => Location::Unix(parsed.path().into()),
-        "redis" | "rediss" => Location::Tcp {
-            host: parsed
-                .host_str()
-                .filter(|h| !h.is_empty())
-                .ok_or("the Redis URL has no host")?
-                .to_string(),
-            port: parsed.port().unwrap_or(DEFAULT_PORT),
-            tls: scheme == "rediss",
-        },
-        other => return Err(format!("{other}:// is not a Redis URL scheme")),
-    };
-    let decode = |raw: &str| percent_decode_str(raw).decode_utf8_lossy().into_owned();
-    Ok(Target {
-        location,
-        user: Some(decode(parsed.username())).filter(|u| !u.is_empty()),
-        password: parsed.password().map(decode),
-        db,
-    })
-}
 
 pub(crate) async fn check(config: &RedisConfig, timeout: Duration) -> DependencyReport {
     let Some(url) = config.url.as_deref() else {
@@ -83,7 +28,7 @@ pub(crate) async fn check(config: &RedisConfig, timeout: Duration) -> Dependency
         Ok(target) => target,
         Err(cause) => {
             let mut check = Check::new("redis", false, url, Vec::new(), timeout);
-            check.fail("url", None, cause);
+            check.fail("url", None, cause.to_string());
             return check.finish();
         }
     };
@@ -399,41 +344,4 @@ fn printable(text: &str) -> String {
         })
         .take(60)
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn url_parts_are_decoded() {
-        let t = target("rediss://app:p%40ss@cache.example:6380/2").expect("parses");
-        assert!(matches!(
-            t.location,
-            Location::Tcp { ref host, port: 6380, tls: true } if host == "cache.example"
-        ));
-        assert_eq!(t.user.as_deref(), Some("app"));
-        assert_eq!(t.password.as_deref(), Some("p@ss"));
-        assert_eq!(t.db, 2);
-        let t = target("redis://cache").expect("parses");
-        assert!(matches!(
-            t.location,
-            Location::Tcp {
-                port: DEFAULT_PORT,
-                tls: false,
-                ..
-            }
-        ));
-        assert_eq!(t.db, 0);
-        assert!(t.password.is_none() && t.user.is_none());
-        let t = target("unix:///run/redis.sock?db=3").expect("parses");
-        assert!(matches!(t.location, Location::Unix(ref p) if p.ends_with("redis.sock")));
-        assert_eq!(t.db, 3);
-    }
-
-    #[test]
-    fn unusable_urls_are_explained() {
-        assert!(target("redis://cache/x").is_err());
-        assert!(target("http://cache").is_err());
-    }
 }

@@ -1,4 +1,4 @@
-//! Sink: the `inference_logs` table, through the `database` dependency.
+//! Sink: the `inference_logs` table, through the store's `database` guard.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,21 +8,16 @@ use futures::future::BoxFuture;
 use super::sink::{Sink, SinkError};
 use super::Record;
 use crate::resilience::Dependency;
-use crate::store::{InferenceLogRow, Store};
+use crate::store::{GuardedStore, InferenceLogRow};
 
 pub struct DatabaseSink {
-    store: Store,
-    dependency: Arc<Dependency>,
+    store: GuardedStore,
     timeout: Duration,
 }
 
 impl DatabaseSink {
-    pub fn new(store: Store, dependency: Arc<Dependency>, timeout: Duration) -> DatabaseSink {
-        DatabaseSink {
-            store,
-            dependency,
-            timeout,
-        }
+    pub fn new(store: GuardedStore, timeout: Duration) -> DatabaseSink {
+        DatabaseSink { store, timeout }
     }
 }
 
@@ -32,19 +27,20 @@ impl Sink for DatabaseSink {
     }
 
     fn dependency(&self) -> &Arc<Dependency> {
-        &self.dependency
+        self.store.dependency()
     }
 
     fn timeout(&self) -> Duration {
         self.timeout
     }
 
-    /// Idempotent: rows already stored are skipped (`ON CONFLICT (id) DO NOTHING`).
+    /// Idempotent: rows already stored are skipped (`ON CONFLICT (id) DO NOTHING`). Unguarded
+    /// here because the lane runs every write through [`Sink::dependency`].
     fn write<'a>(&'a self, records: &'a [Record]) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
             let rows: Vec<InferenceLogRow<'_>> = records.iter().map(row).collect();
             self.store
-                .insert_inference_logs(&rows)
+                .insert_inference_logs_unguarded(&rows)
                 .await
                 .map_err(SinkError::from)
         })

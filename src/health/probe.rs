@@ -7,16 +7,13 @@ use crate::events::outbox::Budget;
 use crate::models::ModelRegistry;
 use crate::redis::Redis;
 use crate::resilience::{CallError, Dependency};
-use crate::store::Store;
+use crate::store::GuardedStore;
 
 /// One dependency's probe. Probes of remote dependencies go through the same [`Dependency`]
 /// as requests (same timeout, same breaker): a probe fails exactly when a request would, and a
 /// successful probe is the trial that closes an open breaker without a user paying for it.
 pub enum Probe {
-    Database {
-        store: Store,
-        dependency: Arc<Dependency>,
-    },
+    Database(GuardedStore),
     Redis(Box<Redis>),
     AuthService(RemoteAuth),
     Models(ModelRegistry),
@@ -45,7 +42,7 @@ impl<E: std::fmt::Display> From<Result<(), CallError<E>>> for Outcome {
 impl Probe {
     pub fn dependency(&self) -> Option<&Arc<Dependency>> {
         match self {
-            Probe::Database { dependency, .. } => Some(dependency),
+            Probe::Database(store) => Some(store.dependency()),
             Probe::Redis(redis) => Some(redis.dependency()),
             Probe::AuthService(remote) => Some(remote.dependency()),
             Probe::Models(_) | Probe::Outbox(_) => None,
@@ -74,7 +71,7 @@ impl Probe {
             return outcome;
         }
         match self {
-            Probe::Database { store, dependency } => dependency.call(store.ping()).await.into(),
+            Probe::Database(store) => store.ping().await.into(),
             Probe::Redis(redis) => redis.ping().await.into(),
             Probe::AuthService(remote) => remote.probe().await.into(),
             Probe::Models(_) | Probe::Outbox(_) => Outcome::NotTried,

@@ -23,8 +23,8 @@ pub async fn charge(state: &AppState, principal: &Principal) -> Result<Option<Ch
         return Ok(None);
     }
     let taken = state
-        .database
-        .call(state.store.take_credit(&principal.key_id))
+        .store
+        .take_credit(&principal.key_id)
         .await
         .map_err(|err| {
             tracing::warn!(key_id = %principal.key_id, error = %err, "credit check failed");
@@ -65,8 +65,7 @@ impl Drop for Charge {
         let (state, key_id) = (self.state.clone(), std::mem::take(&mut self.key_id));
         // Off the request path: the client already has its error answer.
         tokio::spawn(async move {
-            let refund = state.database.call(state.store.add_credits(&key_id, 1));
-            if let Err(err) = refund.await {
+            if let Err(err) = state.store.add_credits(&key_id, 1).await {
                 tracing::warn!(%key_id, error = %err, "credit not given back after a failed prediction");
             }
         });

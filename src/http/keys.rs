@@ -64,12 +64,8 @@ pub async fn create(
         }])
     })?;
     state
-        .database
-        .call(
-            state
-                .store
-                .insert_key(&issued.record, &secret::hash(&issued.key)),
-        )
+        .store
+        .insert_key(&issued.record, &secret::hash(&issued.key))
         .await
         .map_err(store_failure)?;
     tracing::info!(key_id = %issued.record.id, prefix = %issued.record.prefix, "key created");
@@ -81,11 +77,7 @@ pub async fn create(
 }
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let keys = state
-        .database
-        .call(state.store.list_keys())
-        .await
-        .map_err(store_failure)?;
+    let keys = state.store.list_keys().await.map_err(store_failure)?;
     Ok(Json(json!({ "keys": keys })))
 }
 
@@ -102,8 +94,8 @@ pub async fn topup(
         }]));
     }
     let balance = state
-        .database
-        .call(state.store.add_credits(&id, body.credits))
+        .store
+        .add_credits(&id, body.credits)
         .await
         .map_err(store_failure)?;
     match balance {

@@ -31,8 +31,8 @@ use crate::config::Config;
 use crate::health::Health;
 use crate::models::ModelRegistry;
 use crate::ratelimit::RateLimiter;
-use crate::resilience::{deadline, Dependency};
-use crate::store::Store;
+use crate::resilience::deadline;
+use crate::store::GuardedStore;
 use problem::ApiError;
 
 pub use authn::PUBLIC_PATHS;
@@ -93,9 +93,8 @@ impl std::ops::Deref for AppState {
 /// The services behind [`AppState`].
 pub struct Services {
     pub config: Arc<Config>,
-    pub store: Store,
-    /// Guards every store call made while serving requests.
-    pub database: Arc<Dependency>,
+    /// The store, every call under the `database` guard.
+    pub store: GuardedStore,
     pub auth: Authenticator,
     /// The shared Redis connection, when configured (its state is also in `health`).
     pub redis: Option<crate::redis::Redis>,

@@ -76,8 +76,8 @@ pub async fn record(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     validate(&body)?;
     let owner = state
-        .database
-        .call(state.store.inference_owner(&body.inference_log_id))
+        .store
+        .inference_owner(&body.inference_log_id)
         .await
         .map_err(store_unavailable)?;
     let Some(owner) = owner else {
@@ -105,8 +105,8 @@ pub async fn record(
         recorded_at: Utc::now(),
     };
     state
-        .database
-        .call(state.store.record_outcome(&outcome))
+        .store
+        .record_outcome(&outcome)
         .await
         .map_err(store_unavailable)?;
     Ok((

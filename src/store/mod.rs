@@ -2,7 +2,11 @@
 //!
 //! One set of portable SQL serves both engines (`$N` placeholders work in both), so a query
 //! is written once and tested on both.
+//!
+//! A server reaches the store only through [`GuardedStore`] (deadline and breaker on every
+//! call); the raw [`Store`] is for one-shot processes such as `modelgate keys`.
 
+mod guarded;
 mod inference_logs;
 mod keys;
 mod outcomes;
@@ -16,6 +20,7 @@ use sqlx::AnyPool;
 use crate::config::{redact, DatabaseConfig};
 
 pub use inference_logs::InferenceLogRow;
+pub use guarded::{Guarded, GuardedStore};
 pub use keys::{ApiKeyRecord, Revocation};
 pub use outcomes::Outcome;
 
@@ -45,6 +50,8 @@ pub enum StoreError {
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// The store without a guard: for one-shot processes and tests. A server holds a
+/// [`GuardedStore`] instead.
 #[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
@@ -55,7 +62,7 @@ impl Store {
     /// Opens the pool, creating an SQLite file and its folder when needed, and migrates.
     pub async fn open(config: &DatabaseConfig) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
-        let backend = if config.url.to_ascii_lowercase().starts_with("sqlite:") {
+        let backend = if config.is_sqlite() {
             Backend::Sqlite
         } else {
             Backend::Postgres

@@ -14,6 +14,7 @@ use modelgate::app::App;
 use modelgate::auth::{issue_key, NewKey, Scope};
 use modelgate::config::Config;
 use modelgate::http::AppState;
+use modelgate::store::Store;
 use sqlx::Connection;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -134,6 +135,9 @@ pub fn base_config(db_url: &str) -> Config {
 pub struct TestApp {
     pub addr: SocketAddr,
     pub state: AppState,
+    /// The app's database as another process (e.g. `modelgate keys`) sees it: the raw store,
+    /// its own pool, no guard. Tests issue and inspect keys through it.
+    pub store: Store,
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
@@ -178,6 +182,9 @@ impl TestApp {
         let app = App::build(config).await.expect("app builds");
         let addr = app.local_addr();
         let state = app.state().clone();
+        let store = Store::open(&base_config(db_url).database)
+            .await
+            .expect("test store opens");
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(app.serve(async move {
             let _ = stopped.await;
@@ -185,6 +192,7 @@ impl TestApp {
         TestApp {
             addr,
             state,
+            store,
             client: reqwest::Client::new(),
             stop: Some(stop),
             server: Some(server),
@@ -236,7 +244,7 @@ impl TestApp {
 
     pub async fn key(&self, scopes: &[Scope]) -> String {
         issue_key(
-            &self.state.store,
+            &self.store,
             NewKey {
                 name: "test".into(),
                 scopes: scopes.to_vec(),
@@ -253,7 +261,7 @@ impl TestApp {
     /// A prepaid predict key with `credits`, and its id.
     pub async fn prepaid_key(&self, credits: i64) -> (String, String) {
         let issued = issue_key(
-            &self.state.store,
+            &self.store,
             NewKey {
                 name: "prepaid".into(),
                 credits: Some(credits),

@@ -1,0 +1,164 @@
+//! Checks a loaded configuration: every rule names the setting (and the variable it came from)
+//! and says what is expected.
+
+use std::time::Duration;
+
+use super::env::Sources;
+use super::{redis_url, Config, ConfigError};
+
+/// Most records in one batch: 12 columns each stay below SQLite's 32766 bound parameters.
+const MAX_EVENTS_BATCH: usize = 2000;
+/// Largest payload kept: a record (two payloads) must fit an outbox frame (64 MiB).
+const MAX_EVENTS_PAYLOAD: usize = 16 * 1024 * 1024;
+
+/// Faster page refreshes would make browsers a noticeable share of a quiet instance's load.
+const MIN_STATUS_REFRESH: Duration = Duration::from_millis(250);
+
+impl Config {
+    pub(super) fn validate(&self, sources: &Sources) -> Result<(), ConfigError> {
+        let db = self.database.url.to_ascii_lowercase();
+        let url_with = |raw: &Option<String>, schemes: &[&str]| {
+            raw.as_deref().is_none_or(|raw| {
+                url::Url::parse(raw).is_ok_and(|u| {
+                    schemes.contains(&u.scheme().to_ascii_lowercase().as_str())
+                        && (u.scheme() == "unix" || u.host_str().is_some())
+                })
+            })
+        };
+        let checks = [
+            (
+                "database.url",
+                self.database.is_sqlite()
+                    || ["postgres://", "postgresql://"]
+                        .iter()
+                        .any(|scheme| db.starts_with(scheme)),
+                "expected sqlite://PATH or postgres://USER@HOST/DB",
+            ),
+            (
+                "database.max_connections",
+                self.database.max_connections > 0,
+                "expected a number of at least 1",
+            ),
+            (
+                "redis.url",
+                url_with(&self.redis.url, &redis_url::SCHEMES),
+                "expected a redis://, rediss:// or unix:// URL, or host[:port]",
+            ),
+            (
+                "redis.tls_ca_file",
+                self.redis.tls_ca_file.as_ref().is_none_or(|f| f.is_file()),
+                "expected a readable PEM file",
+            ),
+            (
+                "auth.service_url",
+                url_with(&self.auth.service_url, &["http", "https"]),
+                "expected an http:// or https:// URL",
+            ),
+            (
+                "log.filter",
+                tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_ok(),
+                "expected a tracing filter such as info or modelgate=debug,warn",
+            ),
+            (
+                "breaker.consecutive_failures",
+                self.breaker.consecutive_failures > 0,
+                "expected a number of at least 1",
+            ),
+            (
+                "breaker.failure_ratio",
+                self.breaker.failure_ratio > 0.0 && self.breaker.failure_ratio <= 1.0,
+                "expected a share between 0 (exclusive) and 1",
+            ),
+            (
+                "http.request_deadline",
+                !self.http.request_deadline.is_zero(),
+                "expected a duration above zero, such as 1s",
+            ),
+            (
+                "http.body_limit_bytes",
+                self.http.body_limit_bytes > 0,
+                "expected a number of bytes of at least 1",
+            ),
+            (
+                "ratelimit.local_share",
+                self.ratelimit.local_share > 0.0 && self.ratelimit.local_share <= 1.0,
+                "expected a share between 0 (exclusive) and 1, such as 0.5",
+            ),
+            (
+                "ratelimit.local_capacity",
+                self.ratelimit.local_capacity > 0,
+                "expected a number of keys of at least 1",
+            ),
+            (
+                "health.probe_interval",
+                self.health.probe_interval >= Duration::from_millis(10),
+                "expected a duration of at least 10ms, such as 2s",
+            ),
+            (
+                "alerts.webhook_url",
+                url_with(&self.alerts.webhook_url, &["http", "https"]),
+                "expected an http:// or https:// URL",
+            ),
+            (
+                "alerts.timeout",
+                !self.alerts.timeout.is_zero(),
+                "expected a duration above zero, such as 2s",
+            ),
+            (
+                "status.refresh",
+                self.status.refresh >= MIN_STATUS_REFRESH,
+                "expected a duration of at least 250ms, such as 2s",
+            ),
+            (
+                "events.stream",
+                !self.events.stream.is_empty(),
+                "expected a Redis key name, such as modelgate:inference",
+            ),
+            (
+                "events.max_payload_bytes",
+                (1..=MAX_EVENTS_PAYLOAD).contains(&self.events.max_payload_bytes),
+                "expected a number of bytes from 1 to 16777216 (16 MiB)",
+            ),
+            (
+                "events.batch_size",
+                (1..=MAX_EVENTS_BATCH).contains(&self.events.batch_size),
+                "expected a number from 1 to 2000",
+            ),
+            (
+                "events.queue_capacity",
+                self.events.queue_capacity > 0,
+                "expected a number of at least 1",
+            ),
+            (
+                "events.flush_interval",
+                !self.events.flush_interval.is_zero(),
+                "expected a duration above zero, such as 100ms",
+            ),
+            (
+                "events.outbox_segment_bytes",
+                self.events.outbox_segment_bytes > 0
+                    && self.events.outbox_segment_bytes <= self.events.outbox_max_bytes,
+                "expected a number of bytes from 1 to events.outbox_max_bytes",
+            ),
+        ];
+        match checks.into_iter().find(|(_, ok, _)| !ok) {
+            Some((key, _, expected)) => Err(ConfigError::invalid(sources.describe(key), expected)),
+            None => Ok(()),
+        }
+    }
+
+    /// Serving and listing models need the models folder; managing keys does not.
+    pub fn require_models_dir(&self) -> Result<(), ConfigError> {
+        if self.models_dir.is_dir() {
+            Ok(())
+        } else {
+            Err(ConfigError::invalid(
+                "models_dir (MODELGATE_MODELS_DIR)",
+                format!(
+                    "expected an existing folder of models, {} is not one",
+                    self.models_dir.display()
+                ),
+            ))
+        }
+    }
+}
