@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::vocabulary::RateLimit;
 use crate::resilience::BreakerConfig;
+use crate::vocabulary::RateLimit;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

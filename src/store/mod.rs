@@ -19,8 +19,8 @@ use sqlx::AnyPool;
 
 use crate::config::{redact, DatabaseConfig};
 
-pub use inference_logs::InferenceLogRow;
 pub use guarded::{Guarded, GuardedStore};
+pub use inference_logs::InferenceLogRow;
 pub use keys::{ApiKeyRecord, Revocation};
 pub use outcomes::Outcome;
 
