@@ -2,6 +2,7 @@
 
 mod authn;
 mod credits;
+mod error_code;
 mod health;
 mod json;
 mod keys;
@@ -33,7 +34,7 @@ use crate::models::ModelRegistry;
 use crate::ratelimit::RateLimiter;
 use crate::resilience::{deadline, Dependency};
 use crate::store::Store;
-use problem::ApiError;
+use problem::{ApiError, ErrorCode};
 
 pub use authn::PUBLIC_PATHS;
 
@@ -123,7 +124,7 @@ async fn not_found() -> ApiError {
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "Method not allowed",
         "This endpoint does not accept that method; see the Allow header.",
     )
