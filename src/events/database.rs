@@ -60,7 +60,7 @@ fn row(record: &Record) -> InferenceLogRow<'_> {
         outputs: record.outputs.as_str(),
         truncated: record.truncated,
         latency_ms: record.latency_ms,
-        status: &record.status,
+        status: record.status.as_str(),
         created_at: record.created_at,
     }
 }

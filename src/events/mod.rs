@@ -29,7 +29,7 @@ use intake::Intake;
 use outbox::{Batch, Budget, Outbox, OutboxError};
 
 pub use database::DatabaseSink;
-pub use record::{Payload, Record};
+pub use record::{Payload, Record, RecordStatus};
 pub use sink::{Sink, SinkError};
 pub use stream::StreamSink;
 pub use usage::UsageSink;
@@ -43,7 +43,7 @@ pub struct Prediction<'a> {
     pub inputs: &'a serde_json::Value,
     pub outputs: &'a serde_json::Value,
     pub latency_ms: f64,
-    pub status: &'static str,
+    pub status: RecordStatus,
 }
 
 struct Inner {
@@ -135,7 +135,7 @@ impl Events {
             outputs,
             truncated: inputs_cut || outputs_cut,
             latency_ms: prediction.latency_ms,
-            status: prediction.status.to_string(),
+            status: prediction.status,
             created_at: chrono::Utc::now(),
         });
     }

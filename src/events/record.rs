@@ -25,9 +25,33 @@ pub struct Record {
     #[serde(default)]
     pub truncated: bool,
     pub latency_ms: f64,
-    /// `ok`, or the problem code the client got (`invalid_inputs`, `inference_failed`).
-    pub status: String,
+    /// `ok`, or the problem code the client got (`validation_failed`, `inference_failed`).
+    pub status: RecordStatus,
     pub created_at: DateTime<Utc>,
+}
+
+/// How a prediction that reached the model ended, as written to the log and the stream.
+/// The strings are part of the record's contract (docs/events.md) and must not change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordStatus {
+    /// Answered 200.
+    Ok,
+    /// Refused 422 for its inputs: the client's `validation_failed`.
+    ValidationFailed,
+    /// The model failed on valid inputs, answered 500: the client's `inference_failed`.
+    InferenceFailed,
+}
+
+impl RecordStatus {
+    /// The text stored in `inference_logs.status`: the same as in the record's JSON.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RecordStatus::Ok => "ok",
+            RecordStatus::ValidationFailed => "validation_failed",
+            RecordStatus::InferenceFailed => "inference_failed",
+        }
+    }
 }
 
 impl Record {
@@ -99,7 +123,7 @@ pub(crate) fn sample(seq: u64) -> Record {
         outputs: Payload::capture(&serde_json::json!({"score": 0.5}), 1000).0,
         truncated: false,
         latency_ms: 0.1,
-        status: "ok".into(),
+        status: RecordStatus::Ok,
         created_at: Utc::now(),
     }
 }
@@ -122,6 +146,20 @@ mod tests {
         let again = Record::from_json(&record.to_json()).expect("round trip");
         assert_eq!(again, record);
         assert_eq!(again.outputs.to_value(), serde_json::json!({"score": 0.5}));
+    }
+
+    #[test]
+    fn status_text_is_the_same_in_the_table_and_the_json() {
+        for status in [
+            RecordStatus::Ok,
+            RecordStatus::ValidationFailed,
+            RecordStatus::InferenceFailed,
+        ] {
+            let json = serde_json::to_value(status).expect("serializes");
+            assert_eq!(json, Value::from(status.as_str()));
+            let back: RecordStatus = serde_json::from_value(json).expect("deserializes");
+            assert_eq!(back, status);
+        }
     }
 
     #[test]

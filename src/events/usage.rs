@@ -15,7 +15,7 @@ use serde::de::IgnoredAny;
 use serde_json::{json, Value};
 
 use super::sink::{Sink, SinkError};
-use super::Record;
+use super::{Record, RecordStatus};
 use crate::resilience::{BreakerConfig, Dependency};
 
 /// Reports sent at once within a batch.
@@ -84,10 +84,10 @@ impl UsageSink {
 
 /// The debit body of the auth service's contract.
 fn debit(record: &Record, service_id: &str, idempotency_key: &str) -> Value {
-    let status_code = match record.status.as_str() {
-        "ok" => 200,
-        "inference_failed" => 500,
-        _ => 422,
+    let status_code = match record.status {
+        RecordStatus::Ok => 200,
+        RecordStatus::InferenceFailed => 500,
+        RecordStatus::ValidationFailed => 422,
     };
     let outputs = record.outputs.as_str();
     let predictions_count = match serde_json::from_str::<Vec<IgnoredAny>>(outputs) {

@@ -11,26 +11,13 @@ use super::problem::ApiError;
 use super::AppState;
 use crate::auth::{allows, extract, AuthError, Principal, Scope};
 
-/// Paths served without a key: exact matches only, never prefixes. The status page's paths
-/// are public too unless configured otherwise (`status::is_public`).
-pub const PUBLIC_PATHS: &[&str] = &[
-    "/health",
-    "/health/live",
-    "/health/ready",
-    "/live",
-    "/ready",
-    "/version",
-    "/metrics",
-    "/openapi.json",
-];
-
 pub async fn authenticate(
     State(state): State<AppState>,
     mut request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
     let path = request.uri().path();
-    if PUBLIC_PATHS.contains(&path) || super::status::is_public(path, &state.config.status) {
+    if super::routes::is_public(path, &state.config.status) {
         return Ok(next.run(request).await);
     }
     let key = extract::api_key(

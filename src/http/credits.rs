@@ -3,7 +3,7 @@
 
 use axum::http::StatusCode;
 
-use super::problem::ApiError;
+use super::problem::{ApiError, ErrorCode};
 use super::AppState;
 use crate::auth::Principal;
 
@@ -29,7 +29,7 @@ pub async fn charge(state: &AppState, principal: &Principal) -> Result<Option<Ch
         .map_err(|err| {
             tracing::warn!(key_id = %principal.key_id, error = %err, "credit check failed");
             ApiError::unavailable(
-                "credits_unavailable",
+                ErrorCode::CreditsUnavailable,
                 "Credit balance unavailable",
                 "This key is prepaid and its balance cannot be checked right now; retry shortly.",
             )
@@ -43,7 +43,7 @@ pub async fn charge(state: &AppState, principal: &Principal) -> Result<Option<Ch
         })),
         None => Err(ApiError::new(
             StatusCode::PAYMENT_REQUIRED,
-            "insufficient_balance",
+            ErrorCode::InsufficientBalance,
             "Insufficient balance",
             "This key has no credits left; top it up with `modelgate keys topup`.",
         )),

@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use chrono::{SecondsFormat, Utc};
-use serde_json::{json, Value};
 
 use super::AppState;
 use crate::health::{Snapshot, Status};
@@ -16,13 +15,41 @@ fn now() -> String {
     Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
+/// What a liveness or readiness probe reads.
+#[derive(Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProbeStatus {
+    Alive,
+    Ready,
+    NotReady,
+}
+
+/// The body of `/health/live` and `/health/ready`; `reason` only when not ready.
+#[derive(Serialize)]
+pub struct ProbeBody {
+    status: ProbeStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'static str>,
+}
+
+/// `GET /version`.
+#[derive(Serialize)]
+pub struct VersionBody {
+    name: &'static str,
+    version: &'static str,
+    api_version: &'static str,
+}
+
 /// 200 while the process can answer at all; touches no dependency.
-pub async fn live() -> Json<Value> {
-    Json(json!({ "status": "alive" }))
+pub async fn live() -> Json<ProbeBody> {
+    Json(ProbeBody {
+        status: ProbeStatus::Alive,
+        reason: None,
+    })
 }
 
 /// 503 only while unhealthy (no model loaded) or draining: a degraded instance still serves.
-pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ProbeBody>) {
     let reason = if state.lifecycle.is_draining() {
         Some("shutting down")
     } else if state.health.status() == Status::Unhealthy {
@@ -30,13 +57,11 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     } else {
         None
     };
-    match reason {
-        None => (StatusCode::OK, Json(json!({ "status": "ready" }))),
-        Some(reason) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "not_ready", "reason": reason })),
-        ),
-    }
+    let (code, status) = match reason {
+        None => (StatusCode::OK, ProbeStatus::Ready),
+        Some(_) => (StatusCode::SERVICE_UNAVAILABLE, ProbeStatus::NotReady),
+    };
+    (code, Json(ProbeBody { status, reason }))
 }
 
 #[derive(Serialize)]
@@ -68,8 +93,10 @@ pub async fn health(State(state): State<AppState>) -> (StatusCode, Json<HealthBo
     (code, Json(body))
 }
 
-pub async fn version() -> Json<Value> {
-    Json(
-        json!({ "name": "modelgate", "version": VERSION, "api_version": super::predict::API_VERSION }),
-    )
+pub async fn version() -> Json<VersionBody> {
+    Json(VersionBody {
+        name: "modelgate",
+        version: VERSION,
+        api_version: super::predict::API_VERSION,
+    })
 }

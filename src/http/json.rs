@@ -7,7 +7,7 @@ use axum::Json;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::problem::ApiError;
+use super::problem::{ApiError, ErrorCode};
 use crate::models::FieldError;
 
 /// A body that is a JSON object, deserialized into `T`.
@@ -17,19 +17,19 @@ fn rejection(err: JsonRejection) -> ApiError {
     match err.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
+            ErrorCode::PayloadTooLarge,
             "Payload too large",
             "The request body is larger than this server accepts.",
         ),
         StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            ErrorCode::UnsupportedMediaType,
             "Unsupported media type",
             "Send the body as JSON with `Content-Type: application/json`.",
         ),
         _ => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_json",
+            ErrorCode::InvalidJson,
             "Malformed JSON",
             format!("The body is not valid JSON: {}", err.body_text()),
         ),

@@ -5,15 +5,14 @@ use std::time::Duration;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use super::json::JsonBody;
-use super::problem::ApiError;
+use super::problem::{ApiError, ErrorCode};
 use super::AppState;
 use crate::auth::{prepare_key, secret, NewKey, RateLimit, Scope, MAX_CREDITS};
 use crate::models::FieldError;
-use crate::store::Revocation;
+use crate::store::{ApiKeyRecord, Revocation};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,10 +34,38 @@ pub struct Topup {
     credits: i64,
 }
 
+/// `POST /api/v1/keys`: the record, and the key itself (shown in this answer only).
+#[derive(Serialize)]
+pub struct CreatedKey {
+    #[serde(flatten)]
+    record: ApiKeyRecord,
+    key: String,
+}
+
+/// `GET /api/v1/keys`: every key's record, never a key.
+#[derive(Serialize)]
+pub struct KeyList {
+    keys: Vec<ApiKeyRecord>,
+}
+
+/// A prepaid key's balance after a top-up.
+#[derive(Serialize)]
+pub struct Balance {
+    id: String,
+    credits: i64,
+}
+
+/// A revocation done (or found done).
+#[derive(Serialize)]
+pub struct Revoked {
+    id: String,
+    revoked: bool,
+}
+
 fn store_failure<E: std::fmt::Display>(err: E) -> ApiError {
     tracing::error!(error = %err, "key store failed");
     ApiError::unavailable(
-        "store_unavailable",
+        ErrorCode::StoreUnavailable,
         "Key store unavailable",
         "The key store cannot be reached right now; retry shortly.",
     )
@@ -47,7 +74,7 @@ fn store_failure<E: std::fmt::Display>(err: E) -> ApiError {
 pub async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CreateKey>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let new = NewKey {
         name: body.name,
         scopes: body.scopes,
@@ -69,16 +96,18 @@ pub async fn create(
         .await
         .map_err(store_failure)?;
     tracing::info!(key_id = %issued.record.id, prefix = %issued.record.prefix, "key created");
-    let mut body = json!(issued.record);
-    if let Some(map) = body.as_object_mut() {
-        map.insert("key".into(), issued.key.into());
-    }
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedKey {
+            record: issued.record,
+            key: issued.key,
+        }),
+    ))
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>) -> Result<Json<KeyList>, ApiError> {
     let keys = state.store.list_keys().await.map_err(store_failure)?;
-    Ok(Json(json!({ "keys": keys })))
+    Ok(Json(KeyList { keys }))
 }
 
 /// `POST /api/v1/keys/{id}/topup`: adds credits to a prepaid key.
@@ -86,7 +115,7 @@ pub async fn topup(
     State(state): State<AppState>,
     Path(id): Path<String>,
     JsonBody(body): JsonBody<Topup>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Balance>, ApiError> {
     if !(1..=MAX_CREDITS).contains(&body.credits) {
         return Err(ApiError::validation(vec![FieldError {
             field: "credits".into(),
@@ -101,11 +130,11 @@ pub async fn topup(
     match balance {
         Some(credits) => {
             tracing::info!(key_id = %id, added = body.credits, credits, "key topped up");
-            Ok(Json(json!({ "id": id, "credits": credits })))
+            Ok(Json(Balance { id, credits }))
         }
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "prepaid_key_not_found",
+            ErrorCode::PrepaidKeyNotFound,
             "Prepaid key not found",
             format!(
                 "There is no prepaid key {id:?}; keys are made prepaid when created with credits."
@@ -117,17 +146,17 @@ pub async fn topup(
 pub async fn revoke(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Revoked>, ApiError> {
     match state.auth.revoke(&id).await.map_err(store_failure)? {
         Revocation::NotFound => Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "key_not_found",
+            ErrorCode::KeyNotFound,
             "Key not found",
             format!("There is no key {id:?}."),
         )),
         Revocation::Revoked { .. } | Revocation::AlreadyRevoked { .. } => {
             tracing::info!(key_id = %id, "key revoked");
-            Ok(Json(json!({ "id": id, "revoked": true })))
+            Ok(Json(Revoked { id, revoked: true }))
         }
     }
 }

@@ -2,6 +2,7 @@
 
 mod authn;
 mod credits;
+mod error_code;
 mod health;
 mod json;
 mod keys;
@@ -11,6 +12,7 @@ mod predict;
 pub mod problem;
 mod ratelimit;
 pub mod request_id;
+mod routes;
 pub mod stats;
 mod status;
 
@@ -21,21 +23,18 @@ use std::time::{Duration, Instant};
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state, Next};
-use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-use crate::auth::{Authenticator, Scope};
+use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::health::Health;
 use crate::models::ModelRegistry;
 use crate::ratelimit::RateLimiter;
 use crate::resilience::deadline;
 use crate::store::GuardedStore;
-use problem::ApiError;
-
-pub use authn::PUBLIC_PATHS;
+use problem::{ApiError, ErrorCode};
 
 /// Where the process is in its life: started when, and whether it is shutting down.
 #[derive(Debug)]
@@ -124,7 +123,7 @@ async fn not_found() -> ApiError {
 async fn method_not_allowed() -> ApiError {
     ApiError::new(
         StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "Method not allowed",
         "This endpoint does not accept that method; see the Allow header.",
     )
@@ -136,19 +135,6 @@ async fn openapi() -> ([(axum::http::HeaderName, &'static str); 1], &'static str
         include_str!("openapi.json"),
     )
 }
-
-/// Routes whose polling is not counted in `/status/stats`: monitors asking every few seconds
-/// would otherwise dominate a quiet instance's numbers and flatter its p99.
-const UNCOUNTED_ROUTES: &[&str] = &[
-    "/status",
-    "/status/stats",
-    "/health",
-    "/health/live",
-    "/health/ready",
-    "/live",
-    "/ready",
-    "/metrics",
-];
 
 /// Counts and times every request by its route template (never the raw path: unbounded labels).
 async fn record_metrics(
@@ -164,7 +150,7 @@ async fn record_metrics(
     let method = request.method().to_string();
     let response = next.run(request).await;
     let elapsed = started.elapsed();
-    if !UNCOUNTED_ROUTES.contains(&route.as_str()) {
+    if routes::is_counted(&route) {
         state
             .stats
             .record(elapsed, response.status().is_server_error());
@@ -197,42 +183,8 @@ async fn with_deadline(
 }
 
 pub fn router(state: AppState) -> Router {
-    let predict_routes = Router::new()
-        .route("/api/v1/models", get(models::list))
-        .route("/api/v1/models/{id}/info", get(models::info))
-        // Only predictions count against a key's rate limit (a batch of rows is one request);
-        // listing and describing models are cheap reads a client should not have to budget.
-        .route(
-            "/api/v1/models/{id}/predict",
-            post(predict::predict)
-                .route_layer(from_fn_with_state(state.clone(), ratelimit::enforce)),
-        )
-        .route("/api/v1/outcomes", post(outcomes::record))
-        .route_layer(from_fn(|request: Request, next: Next| {
-            authn::require_scope(Scope::Predict, request, next)
-        }));
-    let admin_routes = Router::new()
-        .route("/api/v1/keys", post(keys::create).get(keys::list))
-        .route("/api/v1/keys/{id}", delete(keys::revoke))
-        .route("/api/v1/keys/{id}/topup", post(keys::topup))
-        .route_layer(from_fn(|request: Request, next: Next| {
-            authn::require_scope(Scope::Admin, request, next)
-        }));
-    let public_routes = Router::new()
-        .route("/health", get(health::health))
-        .route("/health/live", get(health::live))
-        .route("/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/ready", get(health::ready))
-        .route("/version", get(health::version))
-        .route("/openapi.json", get(openapi))
-        .route("/metrics", get(prometheus));
     let body_limit = usize::try_from(state.config.http.body_limit_bytes).unwrap_or(usize::MAX);
-    Router::new()
-        .merge(predict_routes)
-        .merge(admin_routes)
-        .merge(public_routes)
-        .merge(status::routes(&state.config.status))
+    routes::router(&state)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), authn::authenticate))

@@ -2,26 +2,27 @@
 
 use axum::extract::{Path, State};
 use axum::Json;
-use serde_json::{json, Value};
+use serde::Serialize;
 
 use super::predict::model_not_found;
 use super::problem::ApiError;
 use super::AppState;
+use crate::models::{ModelInfo, ModelSummary};
 
-pub async fn list(State(state): State<AppState>) -> Json<Value> {
-    let models: Vec<Value> = state.models.all().map(|m| m.summary()).collect();
-    Json(json!({ "models": models }))
+#[derive(Serialize)]
+pub struct ModelList {
+    models: Vec<ModelSummary>,
+}
+
+pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
+    let models = state.models.all().map(|m| m.summary()).collect();
+    Json(ModelList { models })
 }
 
 pub async fn info(
     State(state): State<AppState>,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ModelInfo>, ApiError> {
     let model = state.models.get(&id).ok_or_else(|| model_not_found(&id))?;
-    let mut body = model.summary();
-    if let Some(map) = body.as_object_mut() {
-        map.insert("inputs".into(), json!(model.manifest().inputs));
-        map.insert("outputs".into(), json!(model.manifest().output));
-    }
-    Ok(Json(body))
+    Ok(Json(model.info()))
 }

@@ -7,11 +7,10 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::{SecondsFormat, Utc};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
 
 use super::json::JsonBody;
-use super::problem::ApiError;
+use super::problem::{ApiError, ErrorCode};
 use super::AppState;
 use crate::auth::{Principal, Scope};
 use crate::models::FieldError;
@@ -25,6 +24,16 @@ pub struct RecordOutcome {
     inference_log_id: String,
     outcome_score: f64,
     outcome_type: String,
+}
+
+/// The 201 answer: the outcome as recorded.
+#[derive(Serialize)]
+pub struct RecordedOutcome {
+    inference_log_id: String,
+    outcome_type: String,
+    outcome_score: f64,
+    /// RFC 3339 UTC with milliseconds and `Z`.
+    recorded_at: String,
 }
 
 fn invalid(field: &str, message: &str) -> ApiError {
@@ -63,7 +72,7 @@ fn validate(body: &RecordOutcome) -> Result<(), ApiError> {
 fn store_unavailable<E: std::fmt::Display>(err: E) -> ApiError {
     tracing::warn!(error = %err, "outcome not recorded: store unavailable");
     ApiError::unavailable(
-        "store_unavailable",
+        ErrorCode::StoreUnavailable,
         "Store unavailable",
         "The outcome cannot be recorded right now; retry shortly.",
     )
@@ -73,7 +82,7 @@ pub async fn record(
     State(state): State<AppState>,
     Extension(principal): Extension<Arc<Principal>>,
     JsonBody(body): JsonBody<RecordOutcome>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RecordedOutcome>), ApiError> {
     validate(&body)?;
     let owner = state
         .store
@@ -83,7 +92,7 @@ pub async fn record(
     let Some(owner) = owner else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "inference_not_found",
+            ErrorCode::InferenceNotFound,
             "Inference not found",
             "No logged prediction has this inference_log_id (records reach the log within a \
              second or so of the prediction).",
@@ -92,7 +101,7 @@ pub async fn record(
     if owner != principal.key_id && !principal.scopes.contains(&Scope::Admin) {
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
-            "inference_not_owned",
+            ErrorCode::InferenceNotOwned,
             "Not your prediction",
             "Only the key that made the prediction, or an admin key, may record its outcome.",
         ));
@@ -111,11 +120,13 @@ pub async fn record(
         .map_err(store_unavailable)?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "inference_log_id": outcome.inference_log_id,
-            "outcome_type": outcome.outcome_type,
-            "outcome_score": outcome.outcome_score,
-            "recorded_at": outcome.recorded_at.to_rfc3339_opts(SecondsFormat::Millis, true),
-        })),
+        Json(RecordedOutcome {
+            recorded_at: outcome
+                .recorded_at
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
+            inference_log_id: outcome.inference_log_id,
+            outcome_type: outcome.outcome_type,
+            outcome_score: outcome.outcome_score,
+        }),
     ))
 }

@@ -7,14 +7,15 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::{SecondsFormat, Utc};
-use serde::Deserialize;
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
 
 use super::json::JsonBody;
-use super::problem::ApiError;
+use super::problem::{ApiError, ErrorCode};
 use super::AppState;
 use crate::auth::Principal;
-use crate::events::Prediction;
+use crate::events::{Prediction, RecordStatus};
 use crate::models::PredictError;
 
 pub const API_VERSION: &str = "1.0";
@@ -25,10 +26,33 @@ pub struct PredictRequest {
     inputs: Value,
 }
 
+/// The 200 answer, in the order docs/api.md shows it.
+#[derive(Serialize)]
+pub struct PredictResponse {
+    model_id: String,
+    /// One object, or an array in request order.
+    predictions: Value,
+    metadata: PredictMetadata,
+    /// RFC 3339 UTC with milliseconds and `Z`.
+    timestamp: String,
+    inference_log_id: Uuid,
+}
+
+#[derive(Serialize)]
+pub struct PredictMetadata {
+    api_version: &'static str,
+    model_version: String,
+    api_key_id: String,
+    latency_ms: f64,
+    /// Only for prepaid keys: what the key has left after this prediction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    credits_remaining: Option<i64>,
+}
+
 pub fn model_not_found(id: &str) -> ApiError {
     ApiError::new(
         StatusCode::NOT_FOUND,
-        "model_not_found",
+        ErrorCode::ModelNotFound,
         "Model not found",
         format!("There is no model {id:?}; GET /api/v1/models lists them."),
     )
@@ -39,7 +63,7 @@ pub async fn predict(
     Path(id): Path<String>,
     Extension(principal): Extension<Arc<Principal>>,
     JsonBody(request): JsonBody<PredictRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PredictResponse>, ApiError> {
     let started = Instant::now();
     let model = state.models.get(&id).ok_or_else(|| model_not_found(&id))?;
     let charge = super::credits::charge(&state, &principal).await?;
@@ -57,11 +81,11 @@ pub async fn predict(
         (inputs, predicted)
     };
     let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
-    let inference_log_id = uuid::Uuid::now_v7();
+    let inference_log_id = Uuid::now_v7();
     let (outputs, status) = match predicted {
-        Ok(predictions) => (Ok(predictions.into_json()), "ok"),
-        Err(err @ PredictError::Invalid(_)) => (Err(err), "validation_failed"),
-        Err(err @ PredictError::Inference(_)) => (Err(err), "inference_failed"),
+        Ok(predictions) => (Ok(predictions.into_json()), RecordStatus::Ok),
+        Err(err @ PredictError::Invalid(_)) => (Err(err), RecordStatus::ValidationFailed),
+        Err(err @ PredictError::Inference(_)) => (Err(err), RecordStatus::InferenceFailed),
     };
     // Queued (or outboxed) without waiting; the record carries the id the client gets.
     state.events.record(Prediction {
@@ -82,20 +106,17 @@ pub async fn predict(
         remaining
     });
     tracing::debug!(model = %id, latency_ms, "predicted");
-    let mut metadata = json!({
-        "api_version": API_VERSION,
-        "model_version": model.manifest().version,
-        "api_key_id": principal.key_id,
-        "latency_ms": latency_ms,
-    });
-    if let Some(remaining) = credits_remaining {
-        metadata["credits_remaining"] = remaining.into();
-    }
-    Ok(Json(json!({
-        "model_id": model.id(),
-        "predictions": predictions,
-        "metadata": metadata,
-        "timestamp": Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        "inference_log_id": inference_log_id,
-    })))
+    Ok(Json(PredictResponse {
+        model_id: model.id().to_string(),
+        predictions,
+        metadata: PredictMetadata {
+            api_version: API_VERSION,
+            model_version: model.manifest().version.clone(),
+            api_key_id: principal.key_id.clone(),
+            latency_ms,
+            credits_remaining,
+        },
+        timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
+        inference_log_id,
+    }))
 }

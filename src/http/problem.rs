@@ -9,6 +9,7 @@ use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
+pub use super::error_code::ErrorCode;
 use crate::auth::AuthError;
 use crate::models::{FieldError, PredictError};
 
@@ -20,23 +21,34 @@ pub fn seconds_rounded_up(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros().div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct ApiError {
-    #[serde(skip)]
     pub status: StatusCode,
-    pub code: &'static str,
+    pub code: ErrorCode,
     pub title: &'static str,
     pub detail: String,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<FieldError>,
-    #[serde(skip)]
     headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The problem+json body (RFC 9457), in the order docs/api.md shows it.
+#[derive(Debug, Serialize)]
+pub struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'static str,
+    status: u16,
+    detail: &'a str,
+    code: ErrorCode,
+    request_id: &'a str,
+    #[serde(skip_serializing_if = "<[FieldError]>::is_empty")]
+    errors: &'a [FieldError],
 }
 
 impl ApiError {
     pub fn new(
         status: StatusCode,
-        code: &'static str,
+        code: ErrorCode,
         title: &'static str,
         detail: impl Into<String>,
     ) -> Self {
@@ -63,7 +75,7 @@ impl ApiError {
         };
         let mut error = ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
-            "validation_failed",
+            ErrorCode::ValidationFailed,
             "Request validation failed",
             detail,
         );
@@ -72,20 +84,25 @@ impl ApiError {
     }
 
     pub fn not_found(detail: impl Into<String>) -> Self {
-        ApiError::new(StatusCode::NOT_FOUND, "not_found", "Not found", detail)
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::NotFound,
+            "Not found",
+            detail,
+        )
     }
 
     pub fn internal(detail: impl Into<String>) -> Self {
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
+            ErrorCode::InternalError,
             "Internal error",
             detail,
         )
     }
 
     /// The dependency needed to answer is down; the client should retry later.
-    pub fn unavailable(code: &'static str, title: &'static str, detail: impl Into<String>) -> Self {
+    pub fn unavailable(code: ErrorCode, title: &'static str, detail: impl Into<String>) -> Self {
         ApiError::new(StatusCode::SERVICE_UNAVAILABLE, code, title, detail).with_header(
             header::RETRY_AFTER,
             HeaderValue::from_static(RETRY_AFTER_SECS),
@@ -97,7 +114,7 @@ impl ApiError {
     pub fn rate_limited(retry_after: Duration) -> Self {
         ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
+            ErrorCode::RateLimited,
             "Rate limited",
             "Too many requests for this key; retry after the given delay.",
         )
@@ -107,18 +124,17 @@ impl ApiError {
         )
     }
 
-    /// The JSON body, completed with the request's id.
-    pub fn body(&self, request_id: &str) -> serde_json::Value {
-        let mut body = serde_json::to_value(self).unwrap_or_default();
-        if let Some(map) = body.as_object_mut() {
-            map.insert(
-                "type".into(),
-                format!("urn:modelgate:problem:{}", self.code).into(),
-            );
-            map.insert("status".into(), self.status.as_u16().into());
-            map.insert("request_id".into(), request_id.into());
+    /// The body, completed with the request's id.
+    pub fn body<'a>(&'a self, request_id: &'a str) -> ProblemBody<'a> {
+        ProblemBody {
+            kind: format!("urn:modelgate:problem:{}", self.code),
+            title: self.title,
+            status: self.status.as_u16(),
+            detail: &self.detail,
+            code: self.code,
+            request_id,
+            errors: &self.errors,
         }
-        body
     }
 }
 
@@ -139,14 +155,14 @@ impl From<AuthError> for ApiError {
         match err {
             AuthError::Missing => ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "api_key_required",
+                ErrorCode::ApiKeyRequired,
                 "API key required",
                 "Send the key as `Authorization: Bearer <key>` or `X-API-Key: <key>`.",
             )
             .with_header(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")),
             AuthError::Invalid => ApiError::new(
                 StatusCode::UNAUTHORIZED,
-                "invalid_api_key",
+                ErrorCode::InvalidApiKey,
                 "Invalid API key",
                 "The API key is unknown, revoked or expired.",
             )
@@ -156,25 +172,25 @@ impl From<AuthError> for ApiError {
             ),
             AuthError::QueryKeyRefused => ApiError::new(
                 StatusCode::BAD_REQUEST,
-                "api_key_in_query",
+                ErrorCode::ApiKeyInQuery,
                 "API key in URL refused",
                 "Keys in URLs leak into logs; send it in the Authorization or X-API-Key header.",
             ),
             AuthError::InsufficientScope { .. } => ApiError::new(
                 StatusCode::FORBIDDEN,
-                "insufficient_scope",
+                ErrorCode::InsufficientScope,
                 "Insufficient scope",
                 format!("{detail}."),
             ),
             AuthError::RateLimited { retry_after } => ApiError::rate_limited(retry_after),
             AuthError::InsufficientBalance => ApiError::new(
                 StatusCode::PAYMENT_REQUIRED,
-                "insufficient_balance",
+                ErrorCode::InsufficientBalance,
                 "Insufficient balance",
                 "The account behind this API key has insufficient balance.",
             ),
             AuthError::Unavailable => ApiError::unavailable(
-                "auth_unavailable",
+                ErrorCode::AuthUnavailable,
                 "Authentication unavailable",
                 "The API key cannot be checked right now; retry shortly.",
             ),
@@ -190,11 +206,38 @@ impl From<PredictError> for ApiError {
                 tracing::error!(error = %e, "inference failed");
                 ApiError::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    "inference_failed",
+                    ErrorCode::InferenceFailed,
                     "Inference failed",
                     "The model could not score this request.",
                 )
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn body_has_the_documented_fields_in_order() {
+        let error = ApiError::validation(vec![FieldError {
+            field: "inputs.title".into(),
+            message: "expected a string".into(),
+        }]);
+        let text = serde_json::to_string(&error.body("req-1")).expect("serializes");
+        assert_eq!(
+            text,
+            r#"{"type":"urn:modelgate:problem:validation_failed","title":"Request validation failed","status":422,"detail":"inputs.title expected a string.","code":"validation_failed","request_id":"req-1","errors":[{"field":"inputs.title","message":"expected a string"}]}"#
+        );
+    }
+
+    #[test]
+    fn body_without_field_errors_has_no_errors_member() {
+        let body = serde_json::to_value(ApiError::not_found("No such endpoint.").body("r"))
+            .expect("serializes");
+        assert_eq!(body["code"], "not_found");
+        assert_eq!(body["status"], 404);
+        assert!(body.get("errors").is_none(), "{body}");
     }
 }

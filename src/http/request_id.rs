@@ -35,7 +35,8 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
     request.extensions_mut().insert(RequestId(id.clone()));
     let mut response = next.run(request).await;
     if let Some(problem) = response.extensions_mut().remove::<ApiError>() {
-        let body = problem.body(&id).to_string();
+        // A struct of strings and numbers always serializes.
+        let body = serde_json::to_vec(&problem.body(&id)).unwrap_or_default();
         *response.body_mut() = Body::from(body);
         response.headers_mut().insert(
             header::CONTENT_TYPE,

@@ -5,6 +5,7 @@ pub mod manifest;
 mod postprocess;
 mod registry;
 pub mod runtime;
+mod summary;
 pub mod tree_ensemble;
 
 use std::path::Path;
@@ -15,6 +16,7 @@ pub use encoder::FieldError;
 pub use manifest::Manifest;
 pub use registry::{LoadError, ModelRegistry};
 pub use runtime::InferenceError;
+pub use summary::{ModelInfo, ModelSummary};
 
 use encoder::Encoder;
 use postprocess::Postprocessor;
@@ -120,21 +122,6 @@ impl Model {
 
     pub fn engine(&self) -> &'static str {
         self.runtime.engine()
-    }
-
-    /// What listings show of the model (the API and `modelgate models list --json`).
-    pub fn summary(&self) -> Value {
-        let m = &self.manifest;
-        serde_json::json!({
-            "id": self.id,
-            "name": m.name,
-            "version": m.version,
-            "kind": m.kind,
-            "description": m.description,
-            "engine": self.engine(),
-            "inputs": m.inputs.len(),
-            "max_batch_size": m.max_batch_size,
-        })
     }
 
     /// Whether scoring may take long enough (milliseconds) to stall an async worker: tract
