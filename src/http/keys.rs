@@ -13,7 +13,7 @@ use super::problem::ApiError;
 use super::AppState;
 use crate::auth::{prepare_key, secret, NewKey, RateLimit, Scope, MAX_CREDITS};
 use crate::models::FieldError;
-use crate::store::Revocation;
+use crate::store::{KeyList, Revocation};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -80,13 +80,13 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(body)))
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>) -> Result<Json<KeyList>, ApiError> {
     let keys = state
         .database
         .call(state.store.list_keys())
         .await
         .map_err(store_failure)?;
-    Ok(Json(json!({ "keys": keys })))
+    Ok(Json(KeyList { keys }))
 }
 
 /// `POST /api/v1/keys/{id}/topup`: adds credits to a prepaid key.
