@@ -3,42 +3,36 @@
 
 mod support;
 
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use modelgate::auth::Scope;
-use serde_json::json;
 use support::chaos::Fault;
+use support::faults::{
+    assert_recovers, assert_unseen_key_answered, assert_warm_key_keeps_working,
+    assert_warm_key_served,
+};
+use support::predict::Predicted;
 use support::{problem, TestApp};
-
-const PREDICT: &str = "/api/v1/models/21/predict";
-
-async fn timed_predict(app: &TestApp, key: &str) -> (u16, Duration, reqwest::Response) {
-    let started = Instant::now();
-    let response = app.post_json(PREDICT, key, &json!({"inputs": {}})).await;
-    (response.status().as_u16(), started.elapsed(), response)
-}
 
 async fn store_fault_costs_requests_nothing(fault: Fault) {
     let (app, proxy) = TestApp::behind_postgres_proxy(|_| {}).await;
     let warm = app.key(&[Scope::Predict]).await;
     let cold = app.key(&[Scope::Predict]).await;
-    let (status, _, _) = timed_predict(&app, &warm).await;
+    let Predicted { status, .. } = app.predict(&warm).await;
     assert_eq!(status, 200, "warm key before the fault");
 
     proxy.set(fault);
 
     // A key validated before the fault keeps working, fast.
-    for _ in 0..20 {
-        let (status, took, _) = timed_predict(&app, &warm).await;
-        assert_eq!(status, 200, "{fault:?}: warm key");
-        assert!(
-            took < Duration::from_millis(100),
-            "{fault:?}: warm key took {took:?}"
-        );
-    }
+    assert_warm_key_keeps_working(&app, &warm, fault).await;
     // A key the cache has never seen cannot be checked: 503 with Retry-After, fast, never 401.
     for attempt in 0..6 {
-        let (status, took, response) = timed_predict(&app, &cold).await;
+        let Predicted {
+            status,
+            took,
+            response,
+        } = app.predict(&cold).await;
         assert_eq!(status, 503, "{fault:?}: cold key attempt {attempt}");
         assert!(response.headers().contains_key("retry-after"));
         assert_eq!(problem(response).await["code"], "auth_unavailable");
@@ -68,7 +62,7 @@ async fn store_fault_costs_requests_nothing(fault: Fault) {
     proxy.set(Fault::None);
     let healed = Instant::now();
     loop {
-        let (status, _, _) = timed_predict(&app, &cold).await;
+        let Predicted { status, .. } = app.predict(&cold).await;
         if status == 200 {
             break;
         }
@@ -89,37 +83,24 @@ async fn store_fault_costs_requests_nothing(fault: Fault) {
 async fn flapping() {
     let (app, proxy) = TestApp::behind_postgres_proxy(|_| {}).await;
     let warm = app.key(&[Scope::Predict]).await;
-    assert_eq!(timed_predict(&app, &warm).await.0, 200);
+    assert_eq!(app.predict(&warm).await.status, 200);
     // Keys are issued through the same (soon flapping) store, so issue them first.
     let mut unseen = Vec::new();
     for _ in 0..60 {
         unseen.push(app.key(&[Scope::Predict]).await);
     }
-    let flap = proxy.flap(Fault::Silent, Duration::from_millis(250));
-    let until = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < until {
-        let (status, took, _) = timed_predict(&app, &warm).await;
-        assert_eq!(status, 200);
-        assert!(took < Duration::from_millis(100), "warm key took {took:?}");
-        let Some(cold) = unseen.pop() else { break };
-        let (status, took, _) = timed_predict(&app, &cold).await;
-        assert!(status == 200 || status == 503, "unseen key got {status}");
-        assert!(
-            took < Duration::from_millis(300),
-            "unseen key took {took:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    flap.stop();
+    proxy
+        .while_flapping(async || {
+            assert_warm_key_served(&app.predict(&warm).await, "");
+            let Some(cold) = unseen.pop() else {
+                return ControlFlow::Break(());
+            };
+            assert_unseen_key_answered(&app.predict(&cold).await);
+            ControlFlow::Continue(())
+        })
+        .await;
     let cold = unseen.pop().expect("a key left for after the flapping");
-    let healed = Instant::now();
-    while timed_predict(&app, &cold).await.0 != 200 {
-        assert!(
-            healed.elapsed() < Duration::from_secs(5),
-            "no recovery after flapping"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert_recovers(&app, &cold).await;
     app.stop().await;
 }
 
@@ -131,12 +112,12 @@ async fn stale_entries_are_served_within_the_horizon_while_the_store_is_down() {
     })
     .await;
     let key = app.key(&[Scope::Predict]).await;
-    assert_eq!(timed_predict(&app, &key).await.0, 200);
+    assert_eq!(app.predict(&key).await.status, 200);
     proxy.set(Fault::Silent);
     tokio::time::sleep(Duration::from_millis(400)).await;
 
     // No longer fresh: the store is asked, cannot answer, and the stale entry is served.
-    let (status, took, _) = timed_predict(&app, &key).await;
+    let Predicted { status, took, .. } = app.predict(&key).await;
     assert_eq!(status, 200);
     assert!(
         took < Duration::from_millis(300),
@@ -149,7 +130,9 @@ async fn stale_entries_are_served_within_the_horizon_while_the_store_is_down() {
 
     // Past the horizon the key cannot be vouched for: 503, not 401.
     tokio::time::sleep(Duration::from_millis(1300)).await;
-    let (status, _, response) = timed_predict(&app, &key).await;
+    let Predicted {
+        status, response, ..
+    } = app.predict(&key).await;
     assert_eq!(status, 503);
     assert_eq!(problem(response).await["code"], "auth_unavailable");
     proxy.set(Fault::None);

@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use modelgate::auth::secret;
@@ -11,17 +12,10 @@ use modelgate::resilience::BreakerState;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
 use support::chaos::{ChaosProxy, Fault};
-use support::{Backend, TestApp, REDIS};
-
-const PREDICT: &str = "/api/v1/models/21/predict";
-
-async fn direct_redis() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(format!("redis://{REDIS}/0"))
-        .expect("client")
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap_or_else(|e| panic!("Redis must be running on {REDIS} for this test: {e}"))
-}
+use support::faults::assert_warm_key_keeps_working;
+use support::predict::Predicted;
+use support::wait::poll;
+use support::{direct_redis, Backend, TestApp, REDIS};
 
 async fn app_with_redis(redis_addr: String) -> TestApp {
     TestApp::spawn_with(Backend::Sqlite, move |c| {
@@ -30,12 +24,6 @@ async fn app_with_redis(redis_addr: String) -> TestApp {
         c.breaker.cooldown = Duration::from_millis(500);
     })
     .await
-}
-
-async fn timed_status(app: &TestApp, key: &str) -> (u16, Duration) {
-    let started = Instant::now();
-    let response = app.post_json(PREDICT, key, &json!({"inputs": {}})).await;
-    (response.status().as_u16(), started.elapsed())
 }
 
 fn redis_breaker(app: &TestApp) -> BreakerState {
@@ -49,7 +37,7 @@ async fn redis_fault_costs_requests_nothing(fault: Fault) {
     let app = app_with_redis(proxy.addr().to_string()).await;
 
     let warm = app.predict_key().await;
-    assert_eq!(timed_status(&app, &warm).await.0, 200);
+    assert_eq!(app.predict(&warm).await.status, 200);
     // The fill is spawned; it lands in Redis shortly after.
     let entry = format!("modelgate:auth:v1:{}", secret::hash(&warm));
     let filled = Instant::now();
@@ -59,18 +47,11 @@ async fn redis_fault_costs_requests_nothing(fault: Fault) {
     }
 
     proxy.set(fault);
-    for _ in 0..20 {
-        let (status, took) = timed_status(&app, &warm).await;
-        assert_eq!(status, 200, "{fault:?}: warm key");
-        assert!(
-            took < Duration::from_millis(100),
-            "{fault:?}: warm key took {took:?}"
-        );
-    }
+    assert_warm_key_keeps_working(&app, &warm, fault).await;
     // Keys nobody has seen are checked against the store: Redis being down costs them nothing.
     for _ in 0..6 {
         let cold = app.predict_key().await;
-        let (status, took) = timed_status(&app, &cold).await;
+        let Predicted { status, took, .. } = app.predict(&cold).await;
         assert_eq!(status, 200, "{fault:?}: cold key with only Redis down");
         assert!(
             took < Duration::from_millis(100),
@@ -88,7 +69,7 @@ async fn redis_fault_costs_requests_nothing(fault: Fault) {
     loop {
         // Each cold key makes one L2 read: the breaker's trial once the cooldown is over.
         let cold = app.predict_key().await;
-        assert_eq!(timed_status(&app, &cold).await.0, 200);
+        assert_eq!(app.predict(&cold).await.status, 200);
         if redis_breaker(&app) == BreakerState::Closed && proxy.upstream_bytes() > bytes_before {
             break;
         }
@@ -106,31 +87,28 @@ async fn flapping() {
     let proxy = ChaosProxy::start(REDIS.parse().expect("addr")).await;
     let app = app_with_redis(proxy.addr().to_string()).await;
     let warm = app.predict_key().await;
-    assert_eq!(timed_status(&app, &warm).await.0, 200);
-    let flap = proxy.flap(Fault::Silent, Duration::from_millis(250));
-    let until = Instant::now() + Duration::from_secs(2);
-    while Instant::now() < until {
-        for key in [warm.clone(), app.predict_key().await] {
-            let (status, took) = timed_status(&app, &key).await;
-            assert_eq!(status, 200, "only Redis flaps: every valid key gets 200");
-            assert!(took < Duration::from_millis(100), "request took {took:?}");
-        }
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    flap.stop();
-    let healed = Instant::now();
-    loop {
-        let cold = app.predict_key().await;
-        assert_eq!(timed_status(&app, &cold).await.0, 200);
-        if redis_breaker(&app) == BreakerState::Closed {
-            break;
-        }
-        assert!(
-            healed.elapsed() < Duration::from_secs(5),
-            "Redis breaker stuck after flapping"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert_eq!(app.predict(&warm).await.status, 200);
+    proxy
+        .while_flapping(async || {
+            for key in [warm.clone(), app.predict_key().await] {
+                let Predicted { status, took, .. } = app.predict(&key).await;
+                assert_eq!(status, 200, "only Redis flaps: every valid key gets 200");
+                assert!(took < Duration::from_millis(100), "request took {took:?}");
+            }
+            ControlFlow::Continue(())
+        })
+        .await;
+    poll(
+        Duration::from_secs(5),
+        Duration::from_millis(100),
+        "Redis breaker stuck after flapping",
+        async || {
+            let cold = app.predict_key().await;
+            assert_eq!(app.predict(&cold).await.status, 200);
+            (redis_breaker(&app) == BreakerState::Closed).then_some(())
+        },
+    )
+    .await;
     app.stop().await;
 }
 
@@ -151,8 +129,8 @@ async fn revocation_reaches_other_instances_through_pubsub() {
         .expect("created");
     let key = created["key"].as_str().expect("key");
     // Both instances now hold the key in their in-process caches (30 s TTL).
-    assert_eq!(timed_status(&first, key).await.0, 200);
-    assert_eq!(timed_status(&second, key).await.0, 200);
+    assert_eq!(first.predict(key).await.status, 200);
+    assert_eq!(second.predict(key).await.status, 200);
     // Give the second instance's subscription a moment to be in place.
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -165,9 +143,9 @@ async fn revocation_reaches_other_instances_through_pubsub() {
         .await
         .expect("revoke");
     assert_eq!(revoked.status(), 200);
-    assert_eq!(timed_status(&first, key).await.0, 401);
+    assert_eq!(first.predict(key).await.status, 401);
     let started = Instant::now();
-    while timed_status(&second, key).await.0 != 401 {
+    while second.predict(key).await.status != 401 {
         assert!(
             started.elapsed() < Duration::from_secs(3),
             "the other instance still accepts a revoked key"
@@ -192,7 +170,7 @@ async fn serve_is_ready_at_once_with_redis_blackholed() {
         started.elapsed()
     );
     let key = app.predict_key().await;
-    let (status, took) = timed_status(&app, &key).await;
+    let Predicted { status, took, .. } = app.predict(&key).await;
     assert_eq!(status, 200);
     assert!(
         took < Duration::from_millis(100),
@@ -208,7 +186,7 @@ async fn redis_that_appears_after_start_is_used_within_seconds() {
     let app = app_with_redis(proxy.addr().to_string()).await;
     let key = app.predict_key().await;
     assert_eq!(
-        timed_status(&app, &key).await.0,
+        app.predict(&key).await.status,
         200,
         "no Redis yet: the store answers"
     );
@@ -217,7 +195,7 @@ async fn redis_that_appears_after_start_is_used_within_seconds() {
     let appeared = Instant::now();
     loop {
         let cold = app.predict_key().await;
-        assert_eq!(timed_status(&app, &cold).await.0, 200);
+        assert_eq!(app.predict(&cold).await.status, 200);
         let status = app
             .state
             .redis

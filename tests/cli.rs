@@ -360,15 +360,29 @@ fn start_server(dir: &Path) -> Server {
 }
 
 fn start_server_logging(dir: &Path, logs: Stdio, filter: &str) -> Server {
+    let (server, banner) = spawn_server(dir, &[("MODELGATE_LOG_FILTER", filter)], logs);
+    assert!(banner.contains("keys create"), "{banner}");
+    assert!(
+        banner.contains(&format!(
+            "curl -s http://{}/api/v1/models/21/predict",
+            server.addr
+        )),
+        "{banner}"
+    );
+    server
+}
+
+/// Starts `modelgate serve` in `dir` with `env` added; returns it and its start banner.
+fn spawn_server(dir: &Path, env: &[(&str, &str)], logs: Stdio) -> (Server, String) {
     let mut child = modelgate(
         dir,
         &[
             ("MODELGATE_LISTEN", "127.0.0.1:0"),
             ("MODELGATE_SHUTDOWN_GRACE", "5s"),
             ("MODELGATE_AUTH_CACHE_TTL", "500ms"),
-            ("MODELGATE_LOG_FILTER", filter),
         ],
     )
+    .envs(env.iter().copied())
     .arg("serve")
     .stdout(Stdio::piped())
     .stderr(logs)
@@ -396,12 +410,7 @@ fn start_server_logging(dir: &Path, logs: Stdio, filter: &str) -> Server {
             break;
         }
     }
-    assert!(banner.contains("keys create"), "{banner}");
-    assert!(
-        banner.contains(&format!("curl -s http://{addr}/api/v1/models/21/predict")),
-        "{banner}"
-    );
-    Server { child, addr }
+    (Server { child, addr }, banner)
 }
 
 #[test]
@@ -525,4 +534,217 @@ fn keys_never_reach_the_logs() {
     for secret in [key.as_str(), unknown, &key[3..20]] {
         assert!(!logs.contains(secret), "a key reached the logs");
     }
+}
+
+/// Fills the store `modelgate_command` uses in `dir` with `count` keys, directly (a process per
+/// key would take minutes); returns nothing, the CLI reads them back.
+fn fill_store(dir: &Path, count: usize) {
+    use modelgate::auth::{issue_key, NewKey};
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let config = modelgate::config::DatabaseConfig {
+            url: format!("sqlite://{}", dir.join("db.sqlite").display()),
+            ..Default::default()
+        };
+        let store = modelgate::store::Store::open(&config).await.expect("store");
+        for n in 0..count {
+            let new = NewKey {
+                name: format!("{n:0>100}"),
+                ..NewKey::default()
+            };
+            issue_key(&store, new).await.expect("key");
+        }
+        store.close().await;
+    });
+}
+
+/// Exit 0, nothing on stderr but the store line: a closed pipe is the reader saying "enough".
+fn assert_quiet_stop(output: &Output, args: &[&str]) {
+    let err = stderr(output);
+    assert_eq!(output.status.code(), Some(0), "{args:?}: {err}");
+    assert!(!err.contains("panicked"), "{args:?}: {err}");
+    assert!(!err.contains("Broken pipe"), "{args:?}: {err}");
+    assert!(
+        err.lines().all(|l| l.starts_with("store: ")),
+        "{args:?}: {err}"
+    );
+}
+
+#[test]
+fn output_into_a_pipe_closed_after_a_few_bytes_stops_quietly() {
+    let dir = tempfile::tempdir().expect("dir");
+    // More than a pipe buffer (64 KiB) of output in both forms, so the writer meets the close.
+    fill_store(dir.path(), 700);
+    for args in [&["keys", "list", "--json"][..], &["keys", "list"][..]] {
+        let mut child = modelgate(dir.path(), &[])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut head = [0u8; 10];
+        stdout.read_exact(&mut head).expect("first bytes");
+        drop(stdout); // `| head -c 10` exits here
+        let output = child.wait_with_output().expect("wait");
+        assert_quiet_stop(&output, args);
+    }
+}
+
+#[test]
+fn every_command_survives_an_already_closed_stdout() {
+    let dir = tempfile::tempdir().expect("dir");
+    let id = create_key(dir.path(), &["--credits", "5"])["id"]
+        .as_str()
+        .expect("id")
+        .to_string();
+    let commands: &[&[&str]] = &[
+        &["keys", "list", "--json"],
+        &["keys", "list"],
+        &["keys", "create", "--name", "piped"],
+        &["keys", "create", "--name", "piped", "--json"],
+        &["keys", "topup", id.as_str(), "1"],
+        &["keys", "topup", id.as_str(), "1", "--json"],
+        &["keys", "revoke", id.as_str()],
+        &["keys", "revoke", id.as_str(), "--json"],
+        &["models", "list"],
+        &["models", "list", "--json"],
+        &["config", "show"],
+        &["config", "show", "--json"],
+        &["doctor"],
+        &["doctor", "--json"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader); // every write now fails with EPIPE
+        let output = modelgate(dir.path(), &[])
+            .args(*args)
+            .stdout(writer)
+            .output()
+            .expect("run");
+        assert_quiet_stop(&output, args);
+    }
+}
+
+#[test]
+fn keys_commands_name_their_store_on_stderr() {
+    let dir = tempfile::tempdir().expect("dir");
+    let cwd = dir.path().canonicalize().expect("canonical dir");
+    let relative = [("MODELGATE_DATABASE_URL", "sqlite://data/modelgate.db")];
+    let store_line = format!("store: sqlite://{}/data/modelgate.db", cwd.display());
+
+    let first = run(
+        &cwd,
+        &relative,
+        &["keys", "create", "--name", "a", "--json"],
+    );
+    assert_eq!(first.status.code(), Some(0), "{}", stderr(&first));
+    let created: Value = serde_json::from_slice(&first.stdout).expect("stdout is only the JSON");
+    assert!(stderr(&first).contains(&store_line), "{}", stderr(&first));
+    assert!(
+        stderr(&first).contains("did not exist, created empty"),
+        "{}",
+        stderr(&first)
+    );
+
+    let id = created["id"].as_str().expect("id");
+    for args in [
+        &["keys", "list", "--json"][..],
+        &["keys", "create", "--name", "b"][..],
+        &["keys", "revoke", id][..],
+    ] {
+        let output = run(&cwd, &relative, args);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        let err = stderr(&output);
+        assert!(err.contains(&store_line), "{args:?}: {err}");
+        assert!(!err.contains("did not exist"), "{args:?}: {err}");
+    }
+}
+
+/// `GET path` with a bearer key over a fresh connection; returns the body.
+fn http_get(addr: &str, path: &str, key: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let request = format!(
+        "GET {path} HTTP/1.1\r\nHost: test\r\nAuthorization: Bearer {key}\r\nConnection: close\r\n\r\n"
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("response");
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let (_, body) = response.split_once("\r\n\r\n").expect("body");
+    body.to_string()
+}
+
+#[test]
+fn keys_list_json_has_the_shape_of_the_api() {
+    let dir = tempfile::tempdir().expect("dir");
+    let admin = create_key(dir.path(), &["--scope", "admin", "--credits", "3"]);
+    let server = start_server(dir.path());
+    let api: Value = serde_json::from_str(&http_get(
+        &server.addr,
+        "/api/v1/keys",
+        admin["key"].as_str().expect("key"),
+    ))
+    .expect("api json");
+    let cli = run(dir.path(), &[], &["keys", "list", "--json"]);
+    assert_eq!(cli.status.code(), Some(0), "{}", stderr(&cli));
+    let cli: Value = serde_json::from_slice(&cli.stdout).expect("cli json");
+    assert!(cli["keys"].is_array(), "{cli}");
+    assert_eq!(cli, api);
+}
+
+#[test]
+fn banner_with_remote_auth_points_at_the_service() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (_server, banner) = spawn_server(
+        dir.path(),
+        &[(
+            "MODELGATE_AUTH_SERVICE_URL",
+            "http://svc:authpass@127.0.0.1:9",
+        )],
+        Stdio::null(),
+    );
+    assert!(
+        banner.contains("validated by the auth service at http://svc:***@127.0.0.1:9"),
+        "{banner}"
+    );
+    assert!(!banner.contains("No API key exists yet"), "{banner}");
+    assert!(!banner.contains("authpass"), "{banner}");
+}
+
+#[test]
+fn banner_command_works_from_another_folder() {
+    let server_dir = tempfile::tempdir().expect("server dir");
+    let elsewhere = tempfile::tempdir().expect("user's folder");
+    let (server, banner) = spawn_server(
+        server_dir.path(),
+        &[("MODELGATE_DATABASE_URL", "sqlite://data/modelgate.db")],
+        Stdio::null(),
+    );
+    assert!(banner.contains("No API key exists yet"), "{banner}");
+    let command = banner
+        .lines()
+        .map(str::trim)
+        .find(|line| line.ends_with("keys create --name my-first-key"))
+        .unwrap_or_else(|| panic!("no keys create command in: {banner}"));
+    // As a user would paste it: another folder, none of the server's environment.
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{command} --json"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .current_dir(elsewhere.path())
+        .output()
+        .expect("run the banner's command");
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let created: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let key = created["key"].as_str().expect("key");
+    assert_eq!(predict_status(&server.addr, key), 200);
+    assert!(
+        !elsewhere.path().join("data").exists(),
+        "a second store was created in the user's folder"
+    );
 }

@@ -9,10 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::chaos::{ChaosProxy, Fault};
-use support::events::{dedup, delete_stream, log_rows, metric, stream_records, wait_for_rows};
+use support::events::{dedup, delete_stream, log_rows, stream_records, wait_for_rows};
+use support::metrics::metric;
 use support::{Backend, TestApp, REDIS};
-
-const PREDICT: &str = "/api/v1/models/21/predict";
 
 fn lead() -> Value {
     json!({"inputs": {"company_size": 250, "engagement_score": 85, "demo_requested": true,
@@ -20,26 +19,38 @@ fn lead() -> Value {
         "title": "VP of Sales"}})
 }
 
-/// Predicts; returns the response's inference_log_id and how long the call took.
-async fn predict(app: &TestApp, key: &str, body: &Value) -> (u16, Option<String>, Duration) {
-    let started = Instant::now();
-    let response = app.post_json(PREDICT, key, body).await;
-    let took = started.elapsed();
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.expect("json body");
-    (
-        status,
-        body["inference_log_id"].as_str().map(String::from),
-        took,
-    )
+/// A prediction of `lead()`; returns its record id.
+async fn lead_record_id(app: &TestApp, key: &str) -> String {
+    let predicted = app.predict_with(key, &lead()).await;
+    predicted.log_id().await.expect("inference_log_id")
 }
 
-async fn metrics(app: &TestApp) -> String {
-    app.get("/metrics", None)
-        .await
-        .text()
-        .await
-        .expect("metrics")
+/// 60 predictions while `fault` keeps `sink` down, each served at once (the key is cached;
+/// records are written after the response); then the sink's records wait in the outbox.
+/// Returns the records' ids.
+async fn predict_through_outage(app: &TestApp, key: &str, fault: Fault, sink: &str) -> Vec<String> {
+    let mut ids = Vec::new();
+    for _ in 0..60 {
+        let predicted = app.predict_with(key, &lead()).await;
+        let (status, took) = (predicted.status, predicted.took);
+        assert_eq!(
+            status, 200,
+            "{fault:?}: the key was cached; predictions go on"
+        );
+        assert!(
+            took < Duration::from_millis(100),
+            "{fault:?}: predict took {took:?}"
+        );
+        ids.push(predicted.log_id().await.expect("id"));
+    }
+    let outboxed = format!("modelgate_events_outboxed_total{{sink=\"{sink}\"}}");
+    app.wait_for_metrics(
+        Duration::from_secs(5),
+        &format!("{fault:?}: a record outboxed"),
+        |m| metric(m, &outboxed) >= 1.0,
+    )
+    .await;
+    ids
 }
 
 /// Rows must be exactly `ids`, once each, and each instance's `seq` must run 1, 2, 3, ...
@@ -64,13 +75,15 @@ async fn records_land_in_the_inference_log(backend: Backend) {
     let key = app.predict_key().await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        let (status, id, _) = predict(&app, &key, &lead()).await;
-        assert_eq!(status, 200);
-        ids.push(id.expect("inference_log_id"));
+        let predicted = app.predict_with(&key, &lead()).await;
+        assert_eq!(predicted.status, 200);
+        ids.push(predicted.log_id().await.expect("inference_log_id"));
     }
     // A prediction the model refused is recorded too, with the code the client got.
-    let (status, _, _) = predict(&app, &key, &json!({"inputs": {"company_size": "huge"}})).await;
-    assert_eq!(status, 422);
+    let refused = app
+        .predict_with(&key, &json!({"inputs": {"company_size": "huge"}}))
+        .await;
+    assert_eq!(refused.status, 422);
 
     let rows = wait_for_rows(&app.db_url, 6, Duration::from_secs(5)).await;
     assert_eq!(rows.len(), 6);
@@ -99,7 +112,7 @@ async fn records_land_in_the_inference_log(backend: Backend) {
     assert_eq!(refused.inputs, json!({"company_size": "huge"}));
     assert_eq!(refused.outputs, Value::Null);
     uuid::Uuid::parse_str(&refused.id).expect("a UUID");
-    let metrics = metrics(&app).await;
+    let metrics = app.metrics().await;
     assert_eq!(
         metric(
             &metrics,
@@ -115,8 +128,9 @@ both_backends!(records_land_in_the_inference_log);
 async fn large_payloads_are_truncated_and_flagged() {
     let app = TestApp::spawn_with(Backend::Sqlite, |c| c.events.max_payload_bytes = 40).await;
     let key = app.predict_key().await;
-    let (status, id, _) = predict(&app, &key, &lead()).await;
-    assert_eq!(status, 200);
+    let predicted = app.predict_with(&key, &lead()).await;
+    assert_eq!(predicted.status, 200);
+    let id = predicted.log_id().await;
     let rows = wait_for_rows(&app.db_url, 1, Duration::from_secs(5)).await;
     assert_eq!(Some(&rows[0].id), id.as_ref());
     assert!(rows[0].truncated);
@@ -138,7 +152,7 @@ async fn records_reach_the_redis_stream_with_id_and_record_fields() {
     let key = app.predict_key().await;
     let mut ids = Vec::new();
     for _ in 0..4 {
-        ids.push(predict(&app, &key, &lead()).await.1.expect("id"));
+        ids.push(lead_record_id(&app, &key).await);
     }
     let started = Instant::now();
     let records = loop {
@@ -181,35 +195,11 @@ async fn records_reach_the_redis_stream_with_id_and_record_fields() {
 async fn database_outage_loses_nothing(fault: Fault) {
     let (app, proxy) = TestApp::behind_postgres_proxy(|_| {}).await;
     let key = app.predict_key().await;
-    let mut ids = vec![predict(&app, &key, &lead()).await.1.expect("warm-up id")];
+    let mut ids = vec![lead_record_id(&app, &key).await];
     wait_for_rows(&app.db_url, 1, Duration::from_secs(5)).await;
 
     proxy.set(fault);
-    for _ in 0..60 {
-        let (status, id, took) = predict(&app, &key, &lead()).await;
-        assert_eq!(
-            status, 200,
-            "{fault:?}: the key was cached; predictions go on"
-        );
-        assert!(
-            took < Duration::from_millis(100),
-            "{fault:?}: predict took {took:?}"
-        );
-        ids.push(id.expect("id"));
-    }
-    // The writer found the database down: the records wait in the outbox.
-    let started = Instant::now();
-    while metric(
-        &metrics(&app).await,
-        "modelgate_events_outboxed_total{sink=\"database\"}",
-    ) < 1.0
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{fault:?}: nothing outboxed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    ids.extend(predict_through_outage(&app, &key, fault, "database").await);
     assert!(log_rows(&app.db_url).await.len() < ids.len());
 
     proxy.set(Fault::None);
@@ -219,7 +209,7 @@ async fn database_outage_loses_nothing(fault: Fault) {
         .map(|r| (r.id, r.instance, r.seq))
         .collect();
     assert_exactly_once_in_order(&rows, &ids);
-    let metrics = metrics(&app).await;
+    let metrics = app.metrics().await;
     assert!(
         metric(
             &metrics,
@@ -259,30 +249,10 @@ async fn redis_outage_loses_nothing(fault: Fault) {
     .await;
     let stream = app.state.config.events.stream.clone();
     let key = app.predict_key().await;
-    let mut ids = vec![predict(&app, &key, &lead()).await.1.expect("warm-up id")];
+    let mut ids = vec![lead_record_id(&app, &key).await];
 
     proxy.set(fault);
-    for _ in 0..60 {
-        let (status, id, took) = predict(&app, &key, &lead()).await;
-        assert_eq!(status, 200, "{fault:?}");
-        assert!(
-            took < Duration::from_millis(100),
-            "{fault:?}: predict took {took:?}"
-        );
-        ids.push(id.expect("id"));
-    }
-    let started = Instant::now();
-    while metric(
-        &metrics(&app).await,
-        "modelgate_events_outboxed_total{sink=\"stream\"}",
-    ) < 1.0
-    {
-        assert!(
-            started.elapsed() < Duration::from_secs(5),
-            "{fault:?}: nothing outboxed"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    ids.extend(predict_through_outage(&app, &key, fault, "stream").await);
 
     proxy.set(Fault::None);
     let started = Instant::now();
@@ -338,7 +308,7 @@ async fn shutdown_writes_out_what_is_still_queued() {
     let key = app.predict_key().await;
     let mut ids = Vec::new();
     for _ in 0..5 {
-        ids.push(predict(&app, &key, &lead()).await.1.expect("id"));
+        ids.push(lead_record_id(&app, &key).await);
     }
     assert!(log_rows(&app.db_url).await.is_empty(), "still queued");
     let db = app.db.take().expect("own database");

@@ -5,47 +5,16 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::chaos::{ChaosProxy, Fault};
-use support::events::{log_rows, metric, wait_for_rows};
+use support::events::{log_rows, wait_for_rows};
+use support::metrics::{metric, metrics_at, wait_for_metrics};
+use support::predict::predict_at;
 use support::{Backend, TestApp, TestDatabase};
 
 const PREDICT: &str = "/api/v1/models/21/predict";
-
-async fn metrics_of(client: &reqwest::Client, base: &str) -> String {
-    client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text")
-}
-
-/// Waits until `done(metrics)` holds (or fails after `patience`).
-async fn wait_for_metrics(
-    client: &reqwest::Client,
-    base: &str,
-    patience: Duration,
-    what: &str,
-    done: impl Fn(&str) -> bool,
-) -> String {
-    let started = Instant::now();
-    loop {
-        let metrics = metrics_of(client, base).await;
-        if done(&metrics) {
-            return metrics;
-        }
-        assert!(
-            started.elapsed() < patience,
-            "{what} not reached within {patience:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 #[tokio::test]
 async fn a_full_outbox_drops_exactly_what_it_cannot_hold_and_says_so() {
@@ -108,7 +77,7 @@ async fn a_full_outbox_drops_exactly_what_it_cannot_hold_and_says_so() {
     )
     .await;
     let stored = log_rows(&app.db_url).await.len();
-    let metrics = metrics_of(&app.client, &base).await;
+    let metrics = metrics_at(&app.client, &base).await;
     assert_eq!(
         metric(
             &metrics,
@@ -230,19 +199,6 @@ fn serve(dir: &std::path::Path, db_url: &str) -> Server {
     }
 }
 
-async fn predict(client: &reqwest::Client, base: &str, key: &str) -> String {
-    let response = client
-        .post(format!("{base}{PREDICT}"))
-        .bearer_auth(key)
-        .json(&json!({"inputs": {}}))
-        .send()
-        .await
-        .expect("predict");
-    assert_eq!(response.status(), 200);
-    let body: Value = response.json().await.expect("body");
-    body["inference_log_id"].as_str().expect("id").to_string()
-}
-
 // Several threads: the proxy keeps forwarding while this test blocks on the child's output.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_in_the_outbox_survive_kill_9() {
@@ -261,12 +217,17 @@ async fn records_in_the_outbox_survive_kill_9() {
     let created: Value = serde_json::from_slice(&created.stdout).expect("key json");
     let key = created["key"].as_str().expect("key").to_string();
     let base = server.base.clone();
-    let mut ids = vec![predict(&client, &base, &key).await];
+    let body = json!({"inputs": {}});
+    let first = predict_at(&client, &base, &key, &body).await;
+    assert_eq!(first.status, 200);
+    let mut ids = vec![first.log_id().await.expect("id")];
     wait_for_rows(&db.url, 1, Duration::from_secs(5)).await;
 
     proxy.set(Fault::Refused);
     for _ in 0..25 {
-        ids.push(predict(&client, &base, &key).await);
+        let predicted = predict_at(&client, &base, &key, &body).await;
+        assert_eq!(predicted.status, 200);
+        ids.push(predicted.log_id().await.expect("id"));
     }
     wait_for_metrics(
         &client,

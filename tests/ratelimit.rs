@@ -11,19 +11,8 @@ use std::time::{Duration, Instant};
 use modelgate::auth::{issue_key, NewKey, RateLimit, Scope};
 use modelgate::config::Config;
 use redis::AsyncCommands;
-use serde_json::json;
 use support::chaos::{ChaosProxy, Fault};
-use support::{Backend, TestApp, REDIS};
-
-const PREDICT: &str = "/api/v1/models/21/predict";
-
-async fn direct_redis() -> redis::aio::MultiplexedConnection {
-    redis::Client::open(format!("redis://{REDIS}/0"))
-        .expect("client")
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap_or_else(|e| panic!("Redis must be running on {REDIS} for this test: {e}"))
-}
+use support::{direct_redis, Backend, TestApp, REDIS};
 
 fn use_redis(config: &mut Config, addr: &str) {
     config.redis.url = Some(format!("redis://{addr}/0"));
@@ -48,10 +37,6 @@ async fn limited_key(app: &TestApp, limit: &str) -> (String, String) {
     (issued.key, issued.record.id)
 }
 
-async fn predict(app: &TestApp, key: &str) -> reqwest::Response {
-    app.post_json(PREDICT, key, &json!({"inputs": {}})).await
-}
-
 fn header(response: &reqwest::Response, name: &str) -> Option<u64> {
     response
         .headers()
@@ -67,7 +52,7 @@ async fn headers_count_down_and_the_429_says_when_to_retry() {
     let (key, id) = limited_key(&app, "5/m").await;
 
     for expected_remaining in (0..5).rev() {
-        let response = predict(&app, &key).await;
+        let response = app.predict(&key).await.response;
         assert_eq!(response.status(), 200);
         assert_eq!(header(&response, "ratelimit-limit"), Some(5));
         assert_eq!(
@@ -81,7 +66,7 @@ async fn headers_count_down_and_the_429_says_when_to_retry() {
             Some("5;w=60")
         );
     }
-    let refused = predict(&app, &key).await;
+    let refused = app.predict(&key).await.response;
     assert_eq!(refused.status(), 429);
     assert_eq!(header(&refused, "ratelimit-remaining"), Some(0));
     assert_eq!(header(&refused, "ratelimit-limit"), Some(5));
@@ -109,7 +94,7 @@ async fn headers_count_down_and_the_429_says_when_to_retry() {
     assert_eq!(listed.status(), 200);
     assert!(listed.headers().get("ratelimit-limit").is_none());
     // A key without a limit gets no rate-limit headers.
-    let unlimited = predict(&app, &app.predict_key().await).await;
+    let unlimited = app.predict(&app.predict_key().await).await.response;
     assert_eq!(unlimited.status(), 200);
     assert!(unlimited.headers().get("ratelimit-limit").is_none());
     app.stop().await;
@@ -120,11 +105,11 @@ async fn without_redis_each_instance_enforces_the_whole_limit() {
     let app = TestApp::spawn(Backend::Sqlite).await;
     let (key, _) = limited_key(&app, "4/m").await;
     for _ in 0..4 {
-        let response = predict(&app, &key).await;
+        let response = app.predict(&key).await.response;
         assert_eq!(response.status(), 200);
         assert_eq!(header(&response, "ratelimit-limit"), Some(4));
     }
-    let refused = predict(&app, &key).await;
+    let refused = app.predict(&key).await.response;
     assert_eq!(refused.status(), 429);
     assert_eq!(header(&refused, "retry-after"), Some(15));
     app.stop().await;
@@ -135,7 +120,7 @@ async fn without_redis_each_instance_enforces_the_whole_limit() {
 async fn hammer(app: &TestApp, key: &str, until: Instant, global_limit: u64) -> (u64, u64) {
     let (mut admitted, mut local) = (0, 0);
     while Instant::now() < until {
-        let response = predict(app, key).await;
+        let response = app.predict(key).await.response;
         match response.status().as_u16() {
             200 => admitted += 1,
             429 => {}
@@ -215,7 +200,7 @@ async fn redis_fault_leaves_each_instance_its_share(fault: Fault) {
         let mut admitted = 0;
         for _ in 0..25 {
             let started = Instant::now();
-            let response = predict(app, &key).await;
+            let response = app.predict(&key).await.response;
             let took = started.elapsed();
             assert!(
                 took < Duration::from_millis(100),
@@ -239,7 +224,7 @@ async fn redis_fault_leaves_each_instance_its_share(fault: Fault) {
     for app in [&first, &second] {
         let healed = Instant::now();
         loop {
-            let response = predict(app, &key).await;
+            let response = app.predict(&key).await.response;
             if header(&response, "ratelimit-limit") == Some(20) {
                 break;
             }

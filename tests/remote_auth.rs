@@ -3,14 +3,18 @@
 
 mod support;
 
+use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::auth_stub::AuthStub;
 use support::chaos::{ChaosProxy, Fault};
+use support::faults::{
+    assert_recovers, assert_unseen_key_answered, assert_warm_key_keeps_working,
+    assert_warm_key_served,
+};
+use support::predict::Predicted;
 use support::{problem, Backend, TestApp};
-
-const PREDICT: &str = "/api/v1/models/21/predict";
 
 async fn app_with_auth_service(addr: std::net::SocketAddr) -> TestApp {
     TestApp::spawn_with(Backend::Sqlite, move |c| {
@@ -23,18 +27,14 @@ async fn app_with_auth_service(addr: std::net::SocketAddr) -> TestApp {
     .await
 }
 
-async fn predict(app: &TestApp, key: &str) -> (u16, Duration, reqwest::Response) {
-    let started = Instant::now();
-    let response = app.post_json(PREDICT, key, &json!({"inputs": {}})).await;
-    (response.status().as_u16(), started.elapsed(), response)
-}
-
 #[tokio::test]
 async fn valid_keys_follow_the_contract() {
     let stub = AuthStub::start().await;
     let app = app_with_auth_service(stub.addr).await;
     stub.accept("legacy-key-1", "k-77");
-    let (status, _, response) = predict(&app, "legacy-key-1").await;
+    let Predicted {
+        status, response, ..
+    } = app.predict("legacy-key-1").await;
     assert_eq!(status, 200);
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["metadata"]["api_key_id"], "k-77");
@@ -43,7 +43,7 @@ async fn valid_keys_follow_the_contract() {
     assert_eq!(sent["service_id"], "lead-scoring");
     assert_eq!(sent["client_ip"], "127.0.0.1");
     // Cached: the second call does not reach the service.
-    assert_eq!(predict(&app, "legacy-key-1").await.0, 200);
+    assert_eq!(app.predict("legacy-key-1").await.status, 200);
     assert_eq!(stub.calls(), 1);
     let health: Value = app.get("/health", None).await.json().await.expect("health");
     assert_eq!(health["services"]["auth_service"], "healthy");
@@ -59,7 +59,9 @@ async fn flat_user_fields_and_defaults_are_accepted() {
         200,
         json!({"user_id": "u-1", "email": "x@example.com"}).to_string(),
     );
-    let (status, _, response) = predict(&app, "minimal").await;
+    let Predicted {
+        status, response, ..
+    } = app.predict("minimal").await;
     assert_eq!(status, 200, "no scopes means the default predict scope");
     let body: Value = response.json().await.expect("json");
     assert_eq!(body["metadata"]["api_key_id"], "u-1");
@@ -73,12 +75,20 @@ async fn refusals_map_to_the_right_statuses() {
     for (i, status) in [401u16, 403, 404].into_iter().enumerate() {
         let key = format!("refused-{i}");
         stub.reply(&key, status, "{}");
-        let (got, _, response) = predict(&app, &key).await;
+        let Predicted {
+            status: got,
+            response,
+            ..
+        } = app.predict(&key).await;
         assert_eq!(got, 401, "service said {status}");
         assert_eq!(problem(response).await["code"], "invalid_api_key");
     }
     stub.reply("busy", 429, "{}");
-    let (got, _, response) = predict(&app, "busy").await;
+    let Predicted {
+        status: got,
+        response,
+        ..
+    } = app.predict("busy").await;
     assert_eq!(got, 429);
     assert_eq!(response.headers()["retry-after"], "7");
     assert_eq!(problem(response).await["code"], "rate_limited");
@@ -86,7 +96,11 @@ async fn refusals_map_to_the_right_statuses() {
     let mut poor = support::auth_stub::valid_body("k-poor");
     poor["has_sufficient_balance"] = json!(false);
     stub.reply("poor", 200, poor.to_string());
-    let (got, _, response) = predict(&app, "poor").await;
+    let Predicted {
+        status: got,
+        response,
+        ..
+    } = app.predict("poor").await;
     assert_eq!(got, 402);
     assert_eq!(problem(response).await["code"], "insufficient_balance");
     app.stop().await;
@@ -104,7 +118,11 @@ async fn a_broken_service_is_unavailable_never_401() {
         ("garbage", 200, "not json"),
     ] {
         stub.reply(key, status, body);
-        let (got, _, response) = predict(&app, key).await;
+        let Predicted {
+            status: got,
+            response,
+            ..
+        } = app.predict(key).await;
         assert_eq!(got, 503, "{key}");
         assert!(response.headers().contains_key("retry-after"));
         assert_eq!(problem(response).await["code"], "auth_unavailable", "{key}");
@@ -118,9 +136,9 @@ async fn concurrent_misses_make_one_upstream_call() {
     let app = app_with_auth_service(stub.addr).await;
     stub.accept("popular", "k-pop");
     stub.set_delay(Duration::from_millis(100));
-    let requests = (0..20).map(|_| predict(&app, "popular"));
+    let requests = (0..20).map(|_| app.predict("popular"));
     let results = futures::future::join_all(requests).await;
-    assert!(results.iter().all(|(status, _, _)| *status == 200));
+    assert!(results.iter().all(|predicted| predicted.status == 200));
     assert_eq!(stub.calls(), 1, "single-flight");
     app.stop().await;
 }
@@ -131,19 +149,16 @@ async fn service_fault_costs_requests_nothing(fault: Fault) {
     let app = app_with_auth_service(proxy.addr()).await;
     stub.accept("warm", "k-warm");
     stub.accept("cold", "k-cold");
-    assert_eq!(predict(&app, "warm").await.0, 200);
+    assert_eq!(app.predict("warm").await.status, 200);
 
     proxy.set(fault);
-    for _ in 0..20 {
-        let (status, took, _) = predict(&app, "warm").await;
-        assert_eq!(status, 200, "{fault:?}: warm key");
-        assert!(
-            took < Duration::from_millis(100),
-            "{fault:?}: warm key took {took:?}"
-        );
-    }
+    assert_warm_key_keeps_working(&app, "warm", fault).await;
     for attempt in 0..6 {
-        let (status, took, response) = predict(&app, "cold").await;
+        let Predicted {
+            status,
+            took,
+            response,
+        } = app.predict("cold").await;
         assert_eq!(status, 503, "{fault:?}: cold key attempt {attempt}");
         assert_eq!(problem(response).await["code"], "auth_unavailable");
         assert!(
@@ -164,7 +179,7 @@ async fn service_fault_costs_requests_nothing(fault: Fault) {
     let bytes_before = proxy.upstream_bytes();
     proxy.set(Fault::None);
     let healed = Instant::now();
-    while predict(&app, "cold").await.0 != 200 {
+    while app.predict("cold").await.status != 200 {
         assert!(
             healed.elapsed() < Duration::from_secs(5),
             "{fault:?}: auth service not used again within 5 s"
@@ -181,35 +196,20 @@ async fn chaos_flapping() {
     let proxy = ChaosProxy::start(stub.addr).await;
     let app = app_with_auth_service(proxy.addr()).await;
     stub.accept("warm", "k-warm");
-    assert_eq!(predict(&app, "warm").await.0, 200);
-    let flap = proxy.flap(Fault::Silent, Duration::from_millis(250));
-    let until = Instant::now() + Duration::from_secs(2);
+    assert_eq!(app.predict("warm").await.status, 200);
     let mut n = 0;
-    while Instant::now() < until {
-        let (status, took, _) = predict(&app, "warm").await;
-        assert_eq!(status, 200);
-        assert!(took < Duration::from_millis(100), "warm key took {took:?}");
-        n += 1;
-        let cold = format!("cold-{n}");
-        stub.accept(&cold, &cold);
-        let (status, took, _) = predict(&app, &cold).await;
-        assert!(status == 200 || status == 503, "unseen key got {status}");
-        assert!(
-            took < Duration::from_millis(300),
-            "unseen key took {took:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(30)).await;
-    }
-    flap.stop();
+    proxy
+        .while_flapping(async || {
+            assert_warm_key_served(&app.predict("warm").await, "");
+            n += 1;
+            let cold = format!("cold-{n}");
+            stub.accept(&cold, &cold);
+            assert_unseen_key_answered(&app.predict(&cold).await);
+            ControlFlow::Continue(())
+        })
+        .await;
     stub.accept("after", "k-after");
-    let healed = Instant::now();
-    while predict(&app, "after").await.0 != 200 {
-        assert!(
-            healed.elapsed() < Duration::from_secs(5),
-            "no recovery after flapping"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    assert_recovers(&app, "after").await;
     app.stop().await;
 }
 

@@ -7,22 +7,18 @@ mod support;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
 use support::auth_stub::AuthStub;
 use support::{Backend, TestApp};
 
-const PREDICT: &str = "/api/v1/models/21/predict";
-
-async fn predict(app: &TestApp, key: &str) -> String {
-    let started = Instant::now();
-    let response = app.post_json(PREDICT, key, &json!({"inputs": {}})).await;
-    assert_eq!(response.status(), 200);
+/// A prediction's inference id; billing must not slow the request down.
+async fn billed_prediction(app: &TestApp, key: &str) -> String {
+    let predicted = app.predict(key).await;
+    assert_eq!(predicted.status, 200);
     assert!(
-        started.elapsed() < Duration::from_millis(300),
+        predicted.took < Duration::from_millis(300),
         "billing slowed a request"
     );
-    let body: Value = response.json().await.expect("json");
-    body["inference_log_id"].as_str().expect("id").to_string()
+    predicted.log_id().await.expect("id")
 }
 
 /// Waits until the stub holds a debit for every id in `ids`; returns the distinct ids seen.
@@ -60,7 +56,7 @@ async fn every_prediction_is_debited_once_even_across_a_billing_outage() {
 
     let mut ids = BTreeSet::new();
     for _ in 0..5 {
-        ids.insert(predict(&app, key).await);
+        ids.insert(billed_prediction(&app, key).await);
     }
     debited(&stub, &ids).await;
     let (key_id, body) = stub.debits()[0].clone();
@@ -74,7 +70,7 @@ async fn every_prediction_is_debited_once_even_across_a_billing_outage() {
 
     stub.set_debit_status(503);
     for _ in 0..10 {
-        ids.insert(predict(&app, key).await);
+        ids.insert(billed_prediction(&app, key).await);
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     stub.set_debit_status(200);

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use clap::Args;
 
+use super::output::{self, outln};
 use super::{Failure, EXIT_FAILURE};
 use crate::config::Config;
 use crate::doctor;
@@ -31,9 +32,9 @@ pub async fn run(args: DoctorArgs, config: &Config) -> Result<(), Failure> {
     if args.json {
         let text = serde_json::to_string_pretty(&report)
             .map_err(|e| Failure::runtime(format!("cannot render the report: {e}")))?;
-        println!("{text}");
+        outln!("{text}")?;
     } else {
-        print!("{}", doctor::human(&report));
+        output::write(format_args!("{}", doctor::human(&report)))?;
     }
     let status = report.exit_status();
     if status == 0 {

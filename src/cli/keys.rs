@@ -1,15 +1,17 @@
 //! `modelgate keys create|list|topup|revoke`.
 
+use std::io::Write;
 use std::time::Duration;
 
 use clap::Subcommand;
 use serde_json::json;
 
+use super::output::outln;
 use super::Failure;
 use crate::auth::{issue_key, NewKey, NewKeyError, RateLimit, Scope, SharedTier, MAX_CREDITS};
 use crate::config::Config;
 use crate::redis::{ExchangeError, Redis};
-use crate::store::{ApiKeyRecord, Revocation, Store};
+use crate::store::{ApiKeyRecord, KeyList, Revocation, Store, StoreLocation};
 
 #[derive(Debug, Subcommand)]
 pub enum KeysCommand {
@@ -58,14 +60,31 @@ pub enum KeysCommand {
 /// not on a request path, a breaker learns nothing from a single call, and the request-path
 /// timeout (`database.timeout`, 500 ms) would fail `keys list` on a large table. The pool's
 /// `database.connect_timeout` still bounds the wait for a connection.
+///
+/// It says on stderr which store it opened (stdout stays the command's output): run from
+/// another folder than the server, a relative SQLite path is another, new store.
 async fn open(config: &Config) -> Result<Store, Failure> {
-    Store::open(&config.database)
+    let location = StoreLocation::of(&config.database.url);
+    let existed = location.file().is_none_or(|file| file.exists());
+    let store = Store::open(&config.database)
         .await
-        .map_err(|e| Failure::runtime(e.to_string()))
+        .map_err(|e| Failure::runtime(e.to_string()))?;
+    let note = if existed {
+        String::new()
+    } else {
+        " (did not exist, created empty: if a server should see these keys, run from its \
+         folder or set MODELGATE_DATABASE_URL / --config as it has them)"
+            .into()
+    };
+    // Best effort: a closed stderr must not stop the command.
+    let _ = writeln!(std::io::stderr(), "store: {location}{note}");
+    Ok(store)
 }
 
-fn print_json(value: &serde_json::Value) {
-    println!("{value:#}");
+fn print_json(value: &impl serde::Serialize) -> Result<(), Failure> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| Failure::runtime(format!("cannot render JSON: {e}")))?;
+    outln!("{text}")
 }
 
 fn key_line(key: &ApiKeyRecord) -> String {
@@ -141,15 +160,12 @@ async fn create(store: &Store, new: NewKey, as_json: bool) -> Result<(), Failure
             "rate_limit": record.rate_limit,
             "expires_at": record.expires_at,
             "credits": record.credits,
-        }));
+        }))
     } else {
-        println!("Created key {} ({}).", record.id, record.name);
-        println!("\n    {}\n", issued.key);
-        println!(
-            "This is the only time the key is shown; store it now. It is kept only as a hash."
-        );
+        outln!("Created key {} ({}).", record.id, record.name)?;
+        outln!("\n    {}\n", issued.key)?;
+        outln!("This is the only time the key is shown; store it now. It is kept only as a hash.")
     }
-    Ok(())
 }
 
 async fn list(store: &Store, as_json: bool) -> Result<(), Failure> {
@@ -158,15 +174,19 @@ async fn list(store: &Store, as_json: bool) -> Result<(), Failure> {
         .await
         .map_err(|e| Failure::runtime(e.to_string()))?;
     if as_json {
-        print_json(&json!(keys));
-        return Ok(());
+        return print_json(&KeyList { keys });
     }
-    println!(
+    outln!(
         "{:<36}  {:<11}  {:<20}  {:<14}  {:<8}  {:<8}  STATE",
-        "ID", "PREFIX", "NAME", "SCOPES", "LIMIT", "CREDITS"
-    );
+        "ID",
+        "PREFIX",
+        "NAME",
+        "SCOPES",
+        "LIMIT",
+        "CREDITS"
+    )?;
     for key in &keys {
-        println!("{}", key_line(key));
+        outln!("{}", key_line(key))?;
     }
     Ok(())
 }
@@ -182,11 +202,10 @@ async fn topup(store: &Store, id: &str, credits: i64, as_json: bool) -> Result<(
             ))
         })?;
     if as_json {
-        print_json(&json!({ "id": id, "credits": balance }));
+        print_json(&json!({ "id": id, "credits": balance }))
     } else {
-        println!("Key {id} now has {balance} credits.");
+        outln!("Key {id} now has {balance} credits.")
     }
-    Ok(())
 }
 
 async fn revoke(store: &Store, config: &Config, id: &str, as_json: bool) -> Result<(), Failure> {
@@ -214,17 +233,14 @@ async fn revoke(store: &Store, config: &Config, id: &str, as_json: bool) -> Resu
             Err(e) => Err(e.to_string()),
         };
         if let Err(reason) = announced {
-            eprintln!("modelgate: warning: revoked in the store, but not announced on Redis ({reason}); servers stop accepting the key within auth.cache_ttl + auth.shared_ttl");
+            let _ = writeln!(std::io::stderr(), "modelgate: warning: revoked in the store, but not announced on Redis ({reason}); servers stop accepting the key within auth.cache_ttl + auth.shared_ttl");
         }
     }
     if as_json {
-        print_json(&json!({ "id": id, "revoked": true, "already_revoked": already }));
+        print_json(&json!({ "id": id, "revoked": true, "already_revoked": already }))
     } else if already {
-        println!("Key {id} was already revoked.");
+        outln!("Key {id} was already revoked.")
     } else {
-        println!(
-            "Revoked key {id}. Servers that cached it stop accepting it within their cache TTL."
-        );
+        outln!("Revoked key {id}. Servers that cached it stop accepting it within their cache TTL.")
     }
-    Ok(())
 }

@@ -1,12 +1,14 @@
 //! The `modelgate` command line. `main.rs` parses; this module runs.
 
+mod banner;
 mod doctor;
 mod keys;
+mod output;
 mod probe;
 mod show;
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -52,7 +54,8 @@ enum Command {
     Probe(probe::ProbeArgs),
 }
 
-/// A command's failure: what to print and with which exit status.
+/// A command's failure: what to print and with which exit status. Status 0 is a stop that is
+/// no error (the reader closed stdout) and prints nothing.
 #[derive(Debug)]
 pub struct Failure {
     status: u8,
@@ -71,6 +74,13 @@ impl Failure {
         Failure {
             status: EXIT_FAILURE,
             message: message.into(),
+        }
+    }
+
+    fn stdout_closed() -> Failure {
+        Failure {
+            status: 0,
+            message: String::new(),
         }
     }
 }
@@ -100,7 +110,10 @@ pub fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => {
-            eprintln!("modelgate: {}", failure.message);
+            if failure.status != 0 {
+                // Not eprintln!: a closed stderr must not turn a failure into a panic.
+                let _ = writeln!(std::io::stderr(), "modelgate: {}", failure.message);
+            }
             ExitCode::from(failure.status)
         }
     }
@@ -111,7 +124,7 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
     // must work without the server's configuration file or store.
     let config = || Config::load(cli.config.as_deref());
     match cli.command.unwrap_or(Command::Serve) {
-        Command::Serve => serve(config()?).await,
+        Command::Serve => serve(config()?, cli.config.as_deref()).await,
         Command::Keys(command) => keys::run(command, &config()?).await,
         Command::Models(command) => show::models(command, &config()?),
         Command::Config(command) => show::config(command, &config()?),
@@ -120,35 +133,18 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-async fn serve(config: Config) -> Result<(), Failure> {
+async fn serve(config: Config, config_file: Option<&Path>) -> Result<(), Failure> {
     crate::telemetry::init(&config.log);
+    let welcome = banner::Welcome::new(&config, config_file);
     let app = App::build(config).await?;
     let addr = app.local_addr();
     let keys = app.state().store.count_keys().await.unwrap_or(0);
     // A closed stdout (e.g. a supervisor that stopped reading) must not take the server down.
-    let _ = writeln!(std::io::stdout(), "{}", welcome(addr, keys == 0));
+    let _ = writeln!(std::io::stdout(), "{}", welcome.render(addr, keys == 0));
     tracing::info!(%addr, models = app.state().models.len(), backend = ?app.state().store.backend(), "modelgate listening");
     app.serve(app::shutdown_signal())
         .await
         .map_err(|e| Failure::runtime(format!("server failed: {e}")))?;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// The first thing a new user reads: how to get a key and call Model 21.
-fn welcome(addr: std::net::SocketAddr, no_keys_yet: bool) -> String {
-    let create = if no_keys_yet {
-        "No API key exists yet. In another terminal, create one:\n\n    ./target/release/modelgate keys create --name my-first-key\n\n"
-    } else {
-        "Create another key with: ./target/release/modelgate keys create --name NAME\n\n"
-    };
-    format!(
-        "modelgate is serving on http://{addr}\n\n{create}\
-         Then call Model 21 (replace $KEY with the key printed once by `keys create`):\n\n    \
-         curl -s http://{addr}/api/v1/models/21/predict \\\n      \
-         -H \"Authorization: Bearer $KEY\" -H 'Content-Type: application/json' \\\n      \
-         -d '{{\"inputs\": {{\"company_size\": 250, \"engagement_score\": 85, \"demo_requested\": true, \
-         \"budget_confirmed\": true, \"industry\": \"Technology\", \"decision_timeline\": \"Q1 2025\", \
-         \"title\": \"VP of Sales\"}}}}'\n"
-    )
 }

@@ -3,6 +3,7 @@
 use clap::Subcommand;
 use serde_json::json;
 
+use super::output::{self, outln};
 use super::Failure;
 use crate::config::Config;
 use crate::models::ModelRegistry;
@@ -32,23 +33,25 @@ pub fn models(command: ModelsCommand, config: &Config) -> Result<(), Failure> {
         ModelRegistry::load_dir(&config.models_dir).map_err(|e| Failure::usage(e.to_string()))?;
     if json {
         let models: Vec<_> = registry.all().map(|m| m.summary()).collect();
-        println!("{:#}", json!(models));
-        return Ok(());
+        return outln!("{:#}", json!(models));
     }
-    println!(
+    outln!(
         "{:<8}  {:<28}  {:<10}  {:<11}  ENGINE",
-        "ID", "NAME", "VERSION", "KIND"
-    );
+        "ID",
+        "NAME",
+        "VERSION",
+        "KIND"
+    )?;
     for m in registry.all() {
         let manifest = m.manifest();
-        println!(
+        outln!(
             "{:<8}  {:<28}  {:<10}  {:<11}  {}",
             m.id(),
             manifest.name,
             manifest.version,
             format!("{:?}", manifest.kind).to_lowercase(),
             m.engine()
-        );
+        )?;
     }
     Ok(())
 }
@@ -58,10 +61,9 @@ pub fn config(command: ConfigCommand, config: &Config) -> Result<(), Failure> {
     let shown = config.redacted();
     if json {
         let value = serde_json::to_value(&shown).map_err(|e| Failure::runtime(e.to_string()))?;
-        println!("{value:#}");
+        outln!("{value:#}")
     } else {
         let text = toml::to_string_pretty(&shown).map_err(|e| Failure::runtime(e.to_string()))?;
-        print!("{text}");
+        output::write(format_args!("{text}"))
     }
-    Ok(())
 }

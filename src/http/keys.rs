@@ -12,7 +12,7 @@ use super::problem::{ApiError, ErrorCode};
 use super::AppState;
 use crate::auth::{prepare_key, secret, NewKey, RateLimit, Scope, MAX_CREDITS};
 use crate::models::FieldError;
-use crate::store::{ApiKeyRecord, Revocation};
+use crate::store::{ApiKeyRecord, KeyList, Revocation};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -40,12 +40,6 @@ pub struct CreatedKey {
     #[serde(flatten)]
     record: ApiKeyRecord,
     key: String,
-}
-
-/// `GET /api/v1/keys`: every key's record, never a key.
-#[derive(Serialize)]
-pub struct KeyList {
-    keys: Vec<ApiKeyRecord>,
 }
 
 /// A prepaid key's balance after a top-up.

@@ -25,6 +25,12 @@ pub struct ApiKeyRecord {
     pub credits: Option<i64>,
 }
 
+/// The keys of a store, as `GET /api/v1/keys` and `modelgate keys list --json` show them.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyList {
+    pub keys: Vec<ApiKeyRecord>,
+}
+
 /// Outcome of a revocation; carries the hash so caches can evict the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Revocation {

@@ -9,6 +9,7 @@
 mod guarded;
 mod inference_logs;
 mod keys;
+mod location;
 mod outcomes;
 
 use std::path::Path;
@@ -21,7 +22,8 @@ use crate::config::{redact, DatabaseConfig};
 
 pub use guarded::{Guarded, GuardedStore};
 pub use inference_logs::InferenceLogRow;
-pub use keys::{ApiKeyRecord, Revocation};
+pub use keys::{ApiKeyRecord, KeyList, Revocation};
+pub use location::StoreLocation;
 pub use outcomes::Outcome;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -109,12 +111,7 @@ impl Store {
 
 /// Creates the database folder and asks SQLite to create the file (`mode=rwc`).
 fn prepare_sqlite(url: &str) -> Result<String, StoreError> {
-    let rest = url
-        .split_once(':')
-        .map(|(_, rest)| rest)
-        .unwrap_or_default();
-    let path = rest.trim_start_matches("//");
-    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let (path, query) = location::sqlite_parts(url).unwrap_or_default();
     if path != ":memory:" && !path.is_empty() {
         if let Some(parent) = Path::new(path)
             .parent()

@@ -3,9 +3,10 @@
 //! Faults apply to new and existing connections alike, as a firewall change would.
 
 use std::net::SocketAddr;
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -83,6 +84,20 @@ impl ChaosProxy {
             task,
             fault: self.fault.clone(),
         }
+    }
+
+    /// Flaps silent ↔ healthy every 250 ms for 2 s while `round` sends requests (about every
+    /// 30 ms; until it says `Break`); the proxy is healthy again when this returns.
+    pub async fn while_flapping(&self, mut round: impl AsyncFnMut() -> ControlFlow<()>) {
+        let flap = self.flap(Fault::Silent, Duration::from_millis(250));
+        let until = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < until {
+            if round().await.is_break() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        flap.stop();
     }
 
     pub fn upstream_bytes(&self) -> u64 {

@@ -76,16 +76,7 @@ pub async fn wait_for_rows(db_url: &str, count: usize, patience: Duration) -> Ve
 
 /// The records of `stream` in stream order (duplicates included).
 pub async fn stream_records(stream: &str) -> Vec<Value> {
-    let mut redis = redis::Client::open(format!("redis://{}/0", super::REDIS))
-        .expect("client")
-        .get_multiplexed_async_connection()
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "Redis must be running on {} for this test: {e}",
-                super::REDIS
-            )
-        });
+    let mut redis = super::direct_redis().await;
     let entries: Vec<(String, std::collections::HashMap<String, String>)> = redis::cmd("XRANGE")
         .arg(stream)
         .arg("-")
@@ -122,16 +113,4 @@ pub async fn delete_stream(stream: &str) {
                 redis::cmd("DEL").arg(stream).query_async(&mut redis).await;
         }
     }
-}
-
-/// The value of the Prometheus sample whose line starts with `series` (0 when absent).
-pub fn metric(metrics: &str, series: &str) -> f64 {
-    metrics
-        .lines()
-        .filter(|line| !line.starts_with('#'))
-        .find_map(|line| {
-            let (name, value) = line.rsplit_once(' ')?;
-            (name == series).then(|| value.parse().ok()).flatten()
-        })
-        .unwrap_or(0.0)
 }

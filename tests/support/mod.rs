@@ -4,7 +4,11 @@
 pub mod auth_stub;
 pub mod chaos;
 pub mod events;
+pub mod faults;
+pub mod metrics;
+pub mod predict;
 pub mod redis_server;
+pub mod wait;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -31,6 +35,15 @@ pub fn repo_path(relative: &str) -> PathBuf {
 
 /// The Redis the tests use; must be running (tests that need it fail otherwise).
 pub const REDIS: &str = "127.0.0.1:6379";
+
+/// A connection to the tests' Redis, past any proxy (fails the test when Redis is not running).
+pub async fn direct_redis() -> redis::aio::MultiplexedConnection {
+    redis::Client::open(format!("redis://{REDIS}/0"))
+        .expect("client")
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap_or_else(|e| panic!("Redis must be running on {REDIS} for this test: {e}"))
+}
 
 /// Server PostgreSQL tests create their databases on; must be running (tests fail otherwise).
 pub fn postgres_admin_url() -> String {
