@@ -121,7 +121,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
 }
 
 async fn serve(config: Config) -> Result<(), Failure> {
-    crate::telemetry::init(&config.log);
+    // Held to the end of serving, so that the shutdown lines are written before exit.
+    let _log = crate::telemetry::init(&config.log);
     let app = App::build(config).await?;
     let addr = app.local_addr();
     let keys = app.state().store.count_keys().await.unwrap_or(0);

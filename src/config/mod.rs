@@ -206,12 +206,29 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which requests get an access-log line (`log.access`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLog {
+    /// Every request.
+    All,
+    /// 4xx, 5xx, and requests slower than `log.slow_request`.
+    Errors,
+    Off,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     pub format: LogFormat,
     /// `tracing` filter directive, e.g. `info` or `modelgate=debug,info`.
     pub filter: String,
+    /// Access lines are their own setting, not a filter level: at tens of thousands of
+    /// requests per second a line per 2xx is a cost most operators do not want.
+    pub access: AccessLog,
+    /// Under `access = "errors"`, successful requests slower than this are logged too.
+    #[serde(with = "humantime_serde")]
+    pub slow_request: Duration,
 }
 
 /// The `/status` page for people, and the `/status/stats` numbers it shows.
@@ -351,6 +368,8 @@ impl Default for LogConfig {
         LogConfig {
             format: LogFormat::Text,
             filter: "info".into(),
+            access: AccessLog::Errors,
+            slow_request: Duration::from_millis(500),
         }
     }
 }
@@ -449,6 +468,11 @@ impl Config {
                 "log.filter",
                 tracing_subscriber::EnvFilter::try_new(&self.log.filter).is_ok(),
                 "expected a tracing filter such as info or modelgate=debug,warn",
+            ),
+            (
+                "log.slow_request",
+                !self.log.slow_request.is_zero(),
+                "expected a duration above zero, such as 500ms (log.access = \"all\" logs every request)",
             ),
             (
                 "breaker.consecutive_failures",
@@ -633,6 +657,34 @@ mod tests {
                 .contains("status.refresh (from MODELGATE_STATUS_REFRESH)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn access_log_settings_come_from_the_environment_and_are_checked() {
+        let defaults = Config::load_from(None, &HashMap::new()).expect("defaults load");
+        assert_eq!(defaults.log.access, AccessLog::Errors);
+        assert_eq!(defaults.log.slow_request, Duration::from_millis(500));
+        let config = Config::load_from(
+            None,
+            &env(&[
+                ("MODELGATE_LOG_ACCESS", "all"),
+                ("MODELGATE_LOG_SLOW_REQUEST", "2s"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(config.log.access, AccessLog::All);
+        assert_eq!(config.log.slow_request, Duration::from_secs(2));
+        let err = Config::load_from(None, &env(&[("MODELGATE_LOG_ACCESS", "loud")]))
+            .expect_err("unknown value");
+        let message = err.to_string();
+        assert!(
+            message.contains("log.access (from MODELGATE_LOG_ACCESS)")
+                && message.contains("`all`, `errors`, `off`"),
+            "{message}"
+        );
+        let err = Config::load_from(None, &env(&[("MODELGATE_LOG_SLOW_REQUEST", "0s")]))
+            .expect_err("zero");
+        assert!(err.to_string().contains("log.slow_request"), "{err}");
     }
 
     #[test]

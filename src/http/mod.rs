@@ -1,5 +1,6 @@
 //! The HTTP surface: router, middleware stack, handlers and problem+json errors.
 
+mod access_log;
 mod authn;
 mod credits;
 mod health;
@@ -24,7 +25,6 @@ use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::{Authenticator, Scope};
 use crate::config::Config;
@@ -177,6 +177,7 @@ async fn record_metrics(
 }
 
 async fn prometheus() -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    crate::telemetry::publish_dropped_lines();
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -227,7 +228,7 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(prometheus));
     let body_limit = usize::try_from(state.config.http.body_limit_bytes).unwrap_or(usize::MAX);
-    Router::new()
+    let router = Router::new()
         .merge(predict_routes)
         .merge(admin_routes)
         .merge(public_routes)
@@ -239,25 +240,6 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), with_deadline))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(
-            // Spans carry the path only: a query string may hold a key.
-            TraceLayer::new_for_http()
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
-                .make_span_with(|request: &Request| {
-                    let id = request
-                        .extensions()
-                        .get::<request_id::RequestId>()
-                        .map(|r| r.0.as_str())
-                        .unwrap_or_default();
-                    tracing::info_span!(
-                        "request",
-                        method = %request.method(),
-                        path = %request.uri().path(),
-                        request_id = %id,
-                        key_id = tracing::field::Empty,
-                    )
-                }),
-        )
-        .layer(from_fn(request_id::middleware))
-        .with_state(state)
+        .layer(from_fn(request_id::middleware));
+    access_log::around(router, &state.config.log).with_state(state)
 }
