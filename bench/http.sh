@@ -5,38 +5,26 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-20s}
-port=${BENCH_PORT:-18080}
 connections=64
+. bench/lib.sh
 
 command -v oha >/dev/null 2>&1 || cargo install oha --locked
-cargo build --release --locked
+bench_build
 
-work=$(mktemp -d)
-export MODELGATE_DATABASE_URL="sqlite://$work/bench.db"
-export MODELGATE_LISTEN="127.0.0.1:$port"
+bench_workdir
+work=$bench_work
+bench_use_store bench
 export MODELGATE_LOG_FILTER=warn
-bin=./target/release/modelgate
-
-key=$($bin keys create --name bench --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])')
-$bin serve >"$work/server.out" 2>"$work/server.err" &
-server=$!
-trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
-for _ in $(seq 1 50); do
-  curl -fs "http://127.0.0.1:$port/health/ready" >/dev/null && break
-  sleep 0.1
-done
-
-body='{"inputs": {"company_size": 250, "engagement_score": 85, "website_visits": 30, "email_opens": 20, "content_downloads": 6, "demo_requested": true, "budget_confirmed": true, "industry": "Technology", "decision_timeline": "Q1 2025", "title": "VP of Sales"}}'
-url="http://127.0.0.1:$port"
+key=$(bench_create_key)
+bench_start_server "$work/server.out" "$work/server.err"
 
 # Warm the key cache and the connection pool before measuring.
-curl -fs "$url/api/v1/models/21/predict" -H "Authorization: Bearer $key" \
-  -H 'Content-Type: application/json' -d "$body" >/dev/null
+bench_warm "$key"
 
-oha --no-tui --output-format json -z "$duration" -c "$connections" "$url/health/live" >"$work/live.json"
+oha --no-tui --output-format json -z "$duration" -c "$connections" "$bench_url/health/live" >"$work/live.json"
 oha --no-tui --output-format json -z "$duration" -c "$connections" -m POST \
-  -H "Authorization: Bearer $key" -H 'Content-Type: application/json' -d "$body" \
-  "$url/api/v1/models/21/predict" >"$work/predict.json"
+  -H "Authorization: Bearer $key" -H 'Content-Type: application/json' -d "$BENCH_BODY" \
+  "$bench_url/api/v1/models/21/predict" >"$work/predict.json"
 
 stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
 out="bench/results/http-$stamp.json"

@@ -41,6 +41,8 @@ pub const EVENTS_OUTBOX_BYTES: &str = "modelgate_events_outbox_bytes";
 /// `events.outbox_max_bytes`, so alerts can compare the fill with the cap.
 pub const EVENTS_OUTBOX_MAX_BYTES: &str = "modelgate_events_outbox_max_bytes";
 pub const EVENTS_QUEUE_DEPTH: &str = "modelgate_events_queue_depth";
+/// Log lines dropped because the log writer's queue was full (stderr not keeping up).
+pub const LOG_LINES_DROPPED: &str = "modelgate_log_lines_dropped_total";
 
 /// Request latencies: from well under a millisecond to the 1 s request budget and beyond.
 const REQUEST_BUCKETS: &[f64] = &[

@@ -134,7 +134,8 @@ async fn dispatch(cli: Cli) -> Result<(), Failure> {
 }
 
 async fn serve(config: Config, config_file: Option<&Path>) -> Result<(), Failure> {
-    crate::telemetry::init(&config.log);
+    // Held to the end of serving, so that the shutdown lines are written before exit.
+    let _log = crate::telemetry::init(&config.log);
     let welcome = banner::Welcome::new(&config, config_file);
     let app = App::build(config).await?;
     let addr = app.local_addr();

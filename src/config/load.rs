@@ -65,6 +65,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::config::AccessLog;
 
     fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
         pairs
@@ -110,6 +111,34 @@ mod tests {
                 .contains("status.refresh (from MODELGATE_STATUS_REFRESH)"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn access_log_settings_come_from_the_environment_and_are_checked() {
+        let defaults = Config::load_from(None, &HashMap::new()).expect("defaults load");
+        assert_eq!(defaults.log.access, AccessLog::Errors);
+        assert_eq!(defaults.log.slow_request, Duration::from_millis(500));
+        let config = Config::load_from(
+            None,
+            &env(&[
+                ("MODELGATE_LOG_ACCESS", "all"),
+                ("MODELGATE_LOG_SLOW_REQUEST", "2s"),
+            ]),
+        )
+        .expect("loads");
+        assert_eq!(config.log.access, AccessLog::All);
+        assert_eq!(config.log.slow_request, Duration::from_secs(2));
+        let err = Config::load_from(None, &env(&[("MODELGATE_LOG_ACCESS", "loud")]))
+            .expect_err("unknown value");
+        let message = err.to_string();
+        assert!(
+            message.contains("log.access (from MODELGATE_LOG_ACCESS)")
+                && message.contains("`all`, `errors`, `off`"),
+            "{message}"
+        );
+        let err = Config::load_from(None, &env(&[("MODELGATE_LOG_SLOW_REQUEST", "0s")]))
+            .expect_err("zero");
+        assert!(err.to_string().contains("log.slow_request"), "{err}");
     }
 
     #[test]

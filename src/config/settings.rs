@@ -201,12 +201,29 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which requests get an access-log line (`log.access`).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLog {
+    /// Every request.
+    All,
+    /// 4xx, 5xx, and requests slower than `log.slow_request`.
+    Errors,
+    Off,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     pub format: LogFormat,
     /// `tracing` filter directive, e.g. `info` or `modelgate=debug,info`.
     pub filter: String,
+    /// Access lines are their own setting, not a filter level: at tens of thousands of
+    /// requests per second a line per 2xx is a cost most operators do not want.
+    pub access: AccessLog,
+    /// Under `access = "errors"`, successful requests slower than this are logged too.
+    #[serde(with = "humantime_serde")]
+    pub slow_request: Duration,
 }
 
 /// The `/status` page for people, and the `/status/stats` numbers it shows.
@@ -348,6 +365,8 @@ impl Default for LogConfig {
         LogConfig {
             format: LogFormat::Text,
             filter: "info".into(),
+            access: AccessLog::Errors,
+            slow_request: Duration::from_millis(500),
         }
     }
 }

@@ -60,6 +60,11 @@ impl Config {
                 "expected a tracing filter such as info or modelgate=debug,warn",
             ),
             (
+                "log.slow_request",
+                !self.log.slow_request.is_zero(),
+                "expected a duration above zero, such as 500ms (log.access = \"all\" logs every request)",
+            ),
+            (
                 "breaker.consecutive_failures",
                 self.breaker.consecutive_failures > 0,
                 "expected a number of at least 1",

@@ -31,8 +31,11 @@ pub async fn authenticate(
         .map(|info| info.0.ip());
     let principal = state.auth.authenticate(&key, client_ip).await?;
     tracing::Span::current().record("key_id", principal.key_id.as_str());
-    request.extensions_mut().insert(principal);
-    Ok(next.run(request).await)
+    request.extensions_mut().insert(Arc::clone(&principal));
+    let mut response = next.run(request).await;
+    // For the access log, which sees only the response.
+    response.extensions_mut().insert(principal);
+    Ok(response)
 }
 
 /// Lets the request through only when the caller's key grants `needed`.

@@ -1,5 +1,6 @@
 //! The HTTP surface: router, middleware stack, handlers and problem+json errors.
 
+mod access_log;
 mod authn;
 mod credits;
 mod error_code;
@@ -25,7 +26,6 @@ use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::Authenticator;
 use crate::config::Config;
@@ -164,6 +164,7 @@ async fn record_metrics(
 }
 
 async fn prometheus() -> ([(axum::http::HeaderName, &'static str); 1], String) {
+    crate::telemetry::publish_dropped_lines();
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -184,7 +185,7 @@ async fn with_deadline(
 
 pub fn router(state: AppState) -> Router {
     let body_limit = usize::try_from(state.config.http.body_limit_bytes).unwrap_or(usize::MAX);
-    routes::router(&state)
+    let router = routes::router(&state)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(from_fn_with_state(state.clone(), authn::authenticate))
@@ -192,25 +193,6 @@ pub fn router(state: AppState) -> Router {
         .layer(from_fn_with_state(state.clone(), with_deadline))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(
-            // Spans carry the path only: a query string may hold a key.
-            TraceLayer::new_for_http()
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO))
-                .make_span_with(|request: &Request| {
-                    let id = request
-                        .extensions()
-                        .get::<request_id::RequestId>()
-                        .map(|r| r.0.as_str())
-                        .unwrap_or_default();
-                    tracing::info_span!(
-                        "request",
-                        method = %request.method(),
-                        path = %request.uri().path(),
-                        request_id = %id,
-                        key_id = tracing::field::Empty,
-                    )
-                }),
-        )
-        .layer(from_fn(request_id::middleware))
-        .with_state(state)
+        .layer(from_fn(request_id::middleware));
+    access_log::around(router, &state.config.log).with_state(state)
 }

@@ -1,10 +1,12 @@
-//! `X-Request-Id` on every response, and the rendering of problem bodies that carry it.
+//! `X-Request-Id` on every response, the `request` span of its log lines, and the rendering of
+//! problem bodies that carry it.
 
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderValue};
 use axum::middleware::Next;
 use axum::response::Response;
+use tracing::Instrument;
 
 use super::problem::ApiError;
 
@@ -33,7 +35,10 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
     request.extensions_mut().insert(RequestId(id.clone()));
-    let mut response = next.run(request).await;
+    // Every line logged while serving the request names it, and its key once authenticated
+    // (`authn` records `key_id`). Two fields only: a span is formatted on every request.
+    let span = tracing::info_span!("request", request_id = %id, key_id = tracing::field::Empty);
+    let mut response = next.run(request).instrument(span).await;
     if let Some(problem) = response.extensions_mut().remove::<ApiError>() {
         // A struct of strings and numbers always serializes.
         let body = serde_json::to_vec(&problem.body(&id)).unwrap_or_default();
