@@ -128,6 +128,12 @@ pub struct HttpConfig {
     /// Time budget of one request; every dependency call clamps its timeout to what is left.
     #[serde(with = "humantime_serde")]
     pub request_deadline: Duration,
+    /// Browser origins allowed to call the API (CORS), e.g. `https://app.example.com`, or `*`
+    /// for any; empty turns CORS off (no CORS headers at all).
+    pub cors_allowed_origins: Vec<String>,
+    /// How long a browser may cache a preflight answer.
+    #[serde(with = "humantime_serde")]
+    pub cors_max_age: Duration,
 }
 
 /// Per-key rate limits on the prediction routes (`src/ratelimit/`).
@@ -342,6 +348,8 @@ impl Default for HttpConfig {
         HttpConfig {
             body_limit_bytes: 1024 * 1024,
             request_deadline: Duration::from_secs(1),
+            cors_allowed_origins: Vec::new(),
+            cors_max_age: Duration::from_secs(600),
         }
     }
 }
@@ -471,6 +479,12 @@ impl Config {
                 "expected a number of bytes of at least 1",
             ),
             (
+                "http.cors_allowed_origins",
+                self.http.cors_allowed_origins.iter().all(|o| is_origin(o)),
+                "expected * or origins written as browsers send them, such as \
+                 https://app.example.com or http://localhost:3000 (no path, no trailing slash)",
+            ),
+            (
                 "ratelimit.local_share",
                 self.ratelimit.local_share > 0.0 && self.ratelimit.local_share <= 1.0,
                 "expected a share between 0 (exclusive) and 1, such as 0.5",
@@ -565,6 +579,14 @@ impl Config {
     }
 }
 
+/// `*`, or an origin exactly as a browser sends it in `Origin` (CORS compares it byte for byte).
+fn is_origin(origin: &str) -> bool {
+    origin == "*"
+        || url::Url::parse(origin).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https") && u.origin().ascii_serialization() == origin
+        })
+}
+
 fn read_file(path: &Path) -> Result<toml::Table, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
         path: path.to_path_buf(),
@@ -610,6 +632,39 @@ mod tests {
         assert!(config.status.enabled);
         assert!(!config.status.require_admin);
         assert_eq!(config.status.refresh, Duration::from_secs(2));
+    }
+
+    #[test]
+    fn cors_origins_are_a_comma_separated_list_of_exact_origins() {
+        let config = Config::load_from(
+            None,
+            &env(&[(
+                "MODELGATE_HTTP_CORS_ALLOWED_ORIGINS",
+                " https://app.example.com, http://localhost:3000 ,",
+            )]),
+        )
+        .expect("loads");
+        assert_eq!(
+            config.http.cors_allowed_origins,
+            ["https://app.example.com", "http://localhost:3000"]
+        );
+        assert!(Config::default().http.cors_allowed_origins.is_empty());
+        let any = Config::load_from(None, &env(&[("MODELGATE_HTTP_CORS_ALLOWED_ORIGINS", "*")]))
+            .expect("loads");
+        assert_eq!(any.http.cors_allowed_origins, ["*"]);
+        for bad in [
+            "https://app.example.com/",
+            "app.example.com",
+            "https://app.example.com/path",
+            "ftp://files.example.com",
+            "https://APP.example.com",
+        ] {
+            let err =
+                Config::load_from(None, &env(&[("MODELGATE_HTTP_CORS_ALLOWED_ORIGINS", bad)]))
+                    .expect_err(bad)
+                    .to_string();
+            assert!(err.contains("http.cors_allowed_origins"), "{bad}: {err}");
+        }
     }
 
     #[test]

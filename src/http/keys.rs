@@ -3,14 +3,14 @@
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderName, StatusCode};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::json::JsonBody;
 use super::problem::ApiError;
-use super::AppState;
+use super::{whole_number, AppState};
 use crate::auth::{prepare_key, secret, NewKey, RateLimit, Scope, MAX_CREDITS};
 use crate::models::FieldError;
 use crate::store::Revocation;
@@ -26,12 +26,14 @@ pub struct CreateKey {
     #[serde(default, with = "humantime_serde")]
     expires_in: Option<Duration>,
     /// Makes the key prepaid with this many predictions.
+    #[serde(default, deserialize_with = "whole_number::optional_i64")]
     credits: Option<i64>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Topup {
+    #[serde(deserialize_with = "whole_number::i64")]
     credits: i64,
 }
 
@@ -47,7 +49,7 @@ fn store_failure<E: std::fmt::Display>(err: E) -> ApiError {
 pub async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CreateKey>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, [(HeaderName, String); 1], Json<Value>), ApiError> {
     let new = NewKey {
         name: body.name,
         scopes: body.scopes,
@@ -73,11 +75,17 @@ pub async fn create(
         .await
         .map_err(store_failure)?;
     tracing::info!(key_id = %issued.record.id, prefix = %issued.record.prefix, "key created");
+    // Ids are generated (`key_` and hex), so they need no escaping in a path.
+    let location = format!("/api/v1/keys/{}", issued.record.id);
     let mut body = json!(issued.record);
     if let Some(map) = body.as_object_mut() {
         map.insert("key".into(), issued.key.into());
     }
-    Ok((StatusCode::CREATED, Json(body)))
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    ))
 }
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {

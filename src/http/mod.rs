@@ -1,7 +1,12 @@
 //! The HTTP surface: router, middleware stack, handlers and problem+json errors.
 
+mod allow;
 mod authn;
+mod caching;
+mod compression;
+mod cors;
 mod credits;
+mod decompression;
 mod health;
 mod json;
 mod keys;
@@ -11,8 +16,10 @@ mod predict;
 pub mod problem;
 mod ratelimit;
 pub mod request_id;
+mod serde_words;
 pub mod stats;
 mod status;
+mod whole_number;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -23,6 +30,7 @@ use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::routing::{delete, get, post};
 use axum::Router;
+use tower::util::option_layer;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
@@ -227,13 +235,17 @@ pub fn router(state: AppState) -> Router {
         .route("/openapi.json", get(openapi))
         .route("/metrics", get(prometheus));
     let body_limit = usize::try_from(state.config.http.body_limit_bytes).unwrap_or(usize::MAX);
-    Router::new()
+    let routes = Router::new()
         .merge(predict_routes)
         .merge(admin_routes)
         .merge(public_routes)
         .merge(status::routes(&state.config.status))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(decompression::layer())
+        .layer(from_fn(decompression::refuse_unsupported))
+        .layer(compression::layer())
+        .layer(from_fn(caching::middleware))
         .layer(from_fn_with_state(state.clone(), authn::authenticate))
         .layer(from_fn_with_state(state.clone(), record_metrics))
         .layer(from_fn_with_state(state.clone(), with_deadline))
@@ -259,5 +271,7 @@ pub fn router(state: AppState) -> Router {
                 }),
         )
         .layer(from_fn(request_id::middleware))
-        .with_state(state)
+        .layer(option_layer(cors::layer(&state.config.http)))
+        .with_state(state);
+    allow::only_on_405(routes)
 }
