@@ -16,15 +16,15 @@ fn json_expectation(expected: &str) -> Option<&'static str> {
         "a string" | "a borrowed string" | "a char" | "a character" => "a string",
         "a boolean" | "bool" => "true or false",
         "a sequence" | "a tuple" | "a byte array" | "byte array" => "an array",
-        "a map" | "a unit" | "unit" => "an object",
+        "a map" => "an object",
+        "unit" | "a unit" | "unit value" => "null",
         "variant identifier" | "field identifier" => "one of the documented values",
         _ if expected.starts_with("a tuple of size") || expected.starts_with("tuple struct ") => {
             "an array"
         }
         _ if expected.starts_with("struct ")
             || expected.starts_with("unit struct ")
-            || expected.starts_with("newtype struct ")
-            || expected.starts_with("a map") =>
+            || expected.starts_with("newtype struct ") =>
         {
             "an object"
         }
@@ -65,25 +65,21 @@ fn must_be(expected: &str) -> String {
 }
 
 /// serde's message about one field (already without serde_json's "at line … column …"), in
-/// words that name JSON types only.
+/// words that name JSON types only. The expectation is split off at the *last* ", expected ":
+/// what comes before may quote the client's own string, which may contain those words.
 pub fn plain(message: &str) -> String {
     if let Some(rest) = message.strip_prefix("invalid type: ") {
-        if let Some((unexpected, expected)) = rest.split_once(", expected ") {
+        if let Some((unexpected, expected)) = rest.rsplit_once(", expected ") {
             return format!("{}, not {}", must_be(expected), json_kind(unexpected));
         }
     }
     if let Some(rest) = message.strip_prefix("invalid value: ") {
-        if let Some((_, expected)) = rest.split_once(", expected ") {
+        if let Some((_, expected)) = rest.rsplit_once(", expected ") {
             return must_be(expected);
         }
     }
-    if let Some(rest) = message.strip_prefix("invalid length ") {
-        if let Some((_, expected)) = rest.split_once(", expected ") {
-            return match json_expectation(expected) {
-                Some(word) => format!("must be {word} of another length"),
-                None => format!("must have {}", expected.trim()),
-            };
-        }
+    if message.starts_with("invalid length ") {
+        return "has the wrong number of items".to_string();
     }
     if let Some(rest) = message.strip_prefix("unknown variant ") {
         return match rest.split_once(", expected ") {
@@ -171,6 +167,18 @@ mod tests {
         assert_plain(
             "invalid value: floating point `0.5`, expected a whole number",
             "must be a whole number",
+        );
+        assert_plain(
+            "invalid type: string \"a, expected b\", expected u8",
+            "must be a whole number of at least 0, not a string",
+        );
+        assert_plain(
+            "invalid type: integer `1`, expected unit",
+            "must be null, not a whole number",
+        );
+        assert_plain(
+            "invalid length 2, expected a tuple of size 3",
+            "has the wrong number of items",
         );
     }
 
