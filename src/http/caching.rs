@@ -44,11 +44,8 @@ const MAX_HASHED_BYTES: usize = 1024 * 1024;
 const KEPT_ON_304: [header::HeaderName; 3] = [header::ETAG, header::CACHE_CONTROL, header::VARY];
 
 pub async fn middleware(request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let Some(route) = route else {
+    // A clone of the template's `Arc`, not of the text: this runs on every request.
+    let Some(route) = request.extensions().get::<MatchedPath>().cloned() else {
         return next.run(request).await;
     };
     if NO_STORE_ROUTES.contains(&route.as_str()) {
