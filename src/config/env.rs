@@ -133,6 +133,14 @@ fn typed(
                 "expected true or false",
             )),
         },
+        // Lists are comma-separated; an empty item (a trailing comma) is ignored.
+        Some(toml::Value::Array(_)) => Ok(toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| toml::Value::String(item.to_string()))
+                .collect(),
+        )),
         _ => Ok(toml::Value::String(raw.to_string())),
     }
 }

@@ -91,6 +91,39 @@ mod tests {
     }
 
     #[test]
+    fn cors_origins_are_a_comma_separated_list_of_exact_origins() {
+        let config = Config::load_from(
+            None,
+            &env(&[(
+                "MODELGATE_HTTP_CORS_ALLOWED_ORIGINS",
+                " https://app.example.com, http://localhost:3000 ,",
+            )]),
+        )
+        .expect("loads");
+        assert_eq!(
+            config.http.cors_allowed_origins,
+            ["https://app.example.com", "http://localhost:3000"]
+        );
+        assert!(Config::default().http.cors_allowed_origins.is_empty());
+        let any = Config::load_from(None, &env(&[("MODELGATE_HTTP_CORS_ALLOWED_ORIGINS", "*")]))
+            .expect("loads");
+        assert_eq!(any.http.cors_allowed_origins, ["*"]);
+        for bad in [
+            "https://app.example.com/",
+            "app.example.com",
+            "https://app.example.com/path",
+            "ftp://files.example.com",
+            "https://APP.example.com",
+        ] {
+            let err =
+                Config::load_from(None, &env(&[("MODELGATE_HTTP_CORS_ALLOWED_ORIGINS", bad)]))
+                    .expect_err(bad)
+                    .to_string();
+            assert!(err.contains("http.cors_allowed_origins"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
     fn status_settings_come_from_the_environment_and_are_checked() {
         let config = Config::load_from(
             None,

@@ -123,6 +123,12 @@ pub struct HttpConfig {
     /// Time budget of one request; every dependency call clamps its timeout to what is left.
     #[serde(with = "humantime_serde")]
     pub request_deadline: Duration,
+    /// Browser origins allowed to call the API (CORS), e.g. `https://app.example.com`, or `*`
+    /// for any; empty turns CORS off (no CORS headers at all).
+    pub cors_allowed_origins: Vec<String>,
+    /// How long a browser may cache a preflight answer.
+    #[serde(with = "humantime_serde")]
+    pub cors_max_age: Duration,
 }
 
 /// Per-key rate limits on the prediction routes (`src/ratelimit/`).
@@ -356,6 +362,8 @@ impl Default for HttpConfig {
         HttpConfig {
             body_limit_bytes: 1024 * 1024,
             request_deadline: Duration::from_secs(1),
+            cors_allowed_origins: Vec::new(),
+            cors_max_age: Duration::from_secs(600),
         }
     }
 }

@@ -85,6 +85,12 @@ impl Config {
                 "expected a number of bytes of at least 1",
             ),
             (
+                "http.cors_allowed_origins",
+                self.http.cors_allowed_origins.iter().all(|o| is_origin(o)),
+                "expected * or origins written as browsers send them, such as \
+                 https://app.example.com or http://localhost:3000 (no path, no trailing slash)",
+            ),
+            (
                 "ratelimit.local_share",
                 self.ratelimit.local_share > 0.0 && self.ratelimit.local_share <= 1.0,
                 "expected a share between 0 (exclusive) and 1, such as 0.5",
@@ -166,4 +172,12 @@ impl Config {
             ))
         }
     }
+}
+
+/// `*`, or an origin exactly as a browser sends it in `Origin` (CORS compares it byte for byte).
+fn is_origin(origin: &str) -> bool {
+    origin == "*"
+        || url::Url::parse(origin).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https") && u.origin().ascii_serialization() == origin
+        })
 }

@@ -55,10 +55,14 @@ error_codes! {
     NotFound => "not_found",
     /// 405: the route exists but not with this method.
     MethodNotAllowed => "method_not_allowed",
-    /// 413: the body is larger than `http.body_limit_bytes`.
+    /// 400: the body could not be read: not valid data for its `Content-Encoding`.
+    UnreadableBody => "unreadable_body",
+    /// 413: the body (decoded, when compressed) is larger than `http.body_limit_bytes`.
     PayloadTooLarge => "payload_too_large",
     /// 415: the body is not declared `application/json`.
     UnsupportedMediaType => "unsupported_media_type",
+    /// 415: the body's `Content-Encoding` is not gzip, deflate, br or identity.
+    UnsupportedContentEncoding => "unsupported_content_encoding",
     /// 422: the body is not JSON.
     InvalidJson => "invalid_json",
     /// 422: the body is JSON but a field is missing or wrong; `errors` names each.

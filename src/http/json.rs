@@ -8,6 +8,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::problem::{ApiError, ErrorCode};
+use super::serde_words::plain;
 use crate::models::FieldError;
 
 /// A body that is a JSON object, deserialized into `T`.
@@ -26,6 +27,15 @@ fn rejection(err: JsonRejection) -> ApiError {
             ErrorCode::UnsupportedMediaType,
             "Unsupported media type",
             "Send the body as JSON with `Content-Type: application/json`.",
+        ),
+        // The body could not be read to the end: not valid data for its Content-Encoding
+        // (a well-formed JSON body that merely has the wrong shape is a 422 below).
+        _ if matches!(err, JsonRejection::BytesRejection(_)) => ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::UnreadableBody,
+            "Unreadable body",
+            "The request body could not be read; if it is compressed, it is not valid data \
+             for its Content-Encoding.",
         ),
         _ => ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -55,11 +65,7 @@ fn field_error(err: serde_path_to_error::Error<serde_json::Error>) -> FieldError
             message: "is required".into(),
         };
     }
-    let message = message
-        .split(" at line ")
-        .next()
-        .unwrap_or_default()
-        .to_string();
+    let message = plain(message.split(" at line ").next().unwrap_or_default());
     FieldError {
         field: if path == "." { "body".into() } else { path },
         message,

@@ -3,13 +3,13 @@
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{header, HeaderName, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::json::JsonBody;
 use super::problem::{ApiError, ErrorCode};
-use super::AppState;
+use super::{whole_number, AppState};
 use crate::auth::{prepare_key, secret, NewKey, RateLimit, Scope, MAX_CREDITS};
 use crate::models::FieldError;
 use crate::store::{ApiKeyRecord, KeyList, Revocation};
@@ -25,12 +25,14 @@ pub struct CreateKey {
     #[serde(default, with = "humantime_serde")]
     expires_in: Option<Duration>,
     /// Makes the key prepaid with this many predictions.
+    #[serde(default, deserialize_with = "whole_number::optional_i64")]
     credits: Option<i64>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Topup {
+    #[serde(deserialize_with = "whole_number::i64")]
     credits: i64,
 }
 
@@ -68,7 +70,7 @@ fn store_failure<E: std::fmt::Display>(err: E) -> ApiError {
 pub async fn create(
     State(state): State<AppState>,
     JsonBody(body): JsonBody<CreateKey>,
-) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
+) -> Result<(StatusCode, [(HeaderName, String); 1], Json<CreatedKey>), ApiError> {
     let new = NewKey {
         name: body.name,
         scopes: body.scopes,
@@ -90,8 +92,11 @@ pub async fn create(
         .await
         .map_err(store_failure)?;
     tracing::info!(key_id = %issued.record.id, prefix = %issued.record.prefix, "key created");
+    // Ids are generated (`key_` and hex), so they need no escaping in a path.
+    let location = format!("/api/v1/keys/{}", issued.record.id);
     Ok((
         StatusCode::CREATED,
+        [(header::LOCATION, location)],
         Json(CreatedKey {
             record: issued.record,
             key: issued.key,

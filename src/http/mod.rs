@@ -1,8 +1,13 @@
 //! The HTTP surface: router, middleware stack, handlers and problem+json errors.
 
 mod access_log;
+mod allow;
 mod authn;
+mod caching;
+mod compression;
+mod cors;
 mod credits;
+mod decompression;
 mod error_code;
 mod health;
 mod json;
@@ -14,8 +19,10 @@ pub mod problem;
 mod ratelimit;
 pub mod request_id;
 mod routes;
+mod serde_words;
 pub mod stats;
 mod status;
+mod whole_number;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,6 +32,7 @@ use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::StatusCode;
 use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::Router;
+use tower::util::option_layer;
 use tower_http::catch_panic::CatchPanicLayer;
 
 use crate::auth::Authenticator;
@@ -188,11 +196,16 @@ pub fn router(state: AppState) -> Router {
     let router = routes::router(&state)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(decompression::layer())
+        .layer(from_fn(decompression::refuse_unsupported))
+        .layer(compression::layer())
+        .layer(from_fn(caching::middleware))
         .layer(from_fn_with_state(state.clone(), authn::authenticate))
         .layer(from_fn_with_state(state.clone(), record_metrics))
         .layer(from_fn_with_state(state.clone(), with_deadline))
         .layer(DefaultBodyLimit::max(body_limit))
         .layer(CatchPanicLayer::custom(panic_response))
-        .layer(from_fn(request_id::middleware));
-    access_log::around(router, &state.config.log).with_state(state)
+        .layer(from_fn(request_id::middleware))
+        .layer(option_layer(cors::layer(&state.config.http)));
+    allow::only_on_405(access_log::around(router, &state.config.log).with_state(state))
 }

@@ -1,5 +1,7 @@
-//! Rate-limit admission on the prediction route, and the `RateLimit-*` fields of
-//! draft-ietf-httpapi-ratelimit-headers-06 on its every answer (admitted or not).
+//! Rate-limit admission on the prediction route, and on its every answer (admitted or not)
+//! the rate-limit fields of draft-ietf-httpapi-ratelimit-headers: the `RateLimit-*` trio of
+//! draft-06 that clients use today, and the `RateLimit` and `RateLimit-Policy` structured
+//! fields of the current draft (-11).
 
 use std::sync::Arc;
 
@@ -17,6 +19,10 @@ const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
 const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
 const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
 const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+const RATELIMIT: HeaderName = HeaderName::from_static("ratelimit");
+
+/// A key has one quota; the current draft names it in both structured fields.
+const POLICY_NAME: &str = "default";
 
 /// Runs after authentication and the scope check, so that only a key allowed to predict
 /// spends its allowance.
@@ -50,8 +56,29 @@ fn describe(decision: &Decision, headers: &mut HeaderMap) {
     headers.insert(LIMIT, HeaderValue::from(quota.limit()));
     headers.insert(REMAINING, HeaderValue::from(decision.remaining));
     headers.insert(RESET, HeaderValue::from(seconds_rounded_up(decision.reset)));
-    let policy = format!("{};w={}", quota.limit(), quota.period().as_secs());
-    if let Ok(value) = HeaderValue::from_str(&policy) {
-        headers.insert(POLICY, value);
+    let window = quota.period().as_secs();
+    // draft-06's policy (`LIMIT;w=SECONDS`) stays the first line for the clients built on it;
+    // the current draft's item follows as a second line of the same list (RFC 9651 §3.1 lets
+    // a list span lines), so a parser of either draft finds its own.
+    let draft_06 = format!("{};w={window}", quota.limit());
+    let current = format!("\"{POLICY_NAME}\";q={};w={window}", quota.limit());
+    // `t`, the draft's effective window: how long `r` is all there is. On a 429 it equals
+    // `Retry-After` (the draft wants Retry-After never to end before the window does).
+    let remaining = decision.remaining;
+    let limit = match decision.until_next_request() {
+        Some(wait) => format!(
+            "\"{POLICY_NAME}\";r={remaining};t={}",
+            seconds_rounded_up(wait)
+        ),
+        None => format!("\"{POLICY_NAME}\";r={remaining}"),
+    };
+    headers.remove(POLICY);
+    for value in [draft_06, current] {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.append(POLICY, value);
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(&limit) {
+        headers.insert(RATELIMIT, value);
     }
 }

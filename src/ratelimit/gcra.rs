@@ -32,6 +32,27 @@ pub struct Decision {
     pub retry_after: Duration,
 }
 
+impl Decision {
+    /// Until the allowance grows by one request beyond `remaining`: the time within which the
+    /// client can use no more than `remaining` (the "effective window" of the current
+    /// RateLimit draft). On a refusal it equals `retry_after`. `None` while the allowance is full.
+    pub fn until_next_request(&self) -> Option<Duration> {
+        let ahead = micros(self.reset);
+        if ahead == 0 {
+            return None;
+        }
+        let interval = self.quota.interval_us();
+        // The TAT runs `ahead` of now; `remaining` grows each time it falls back onto a
+        // multiple of the interval.
+        let partial = ahead % interval;
+        Some(Duration::from_micros(if partial == 0 {
+            interval
+        } else {
+            partial
+        }))
+    }
+}
+
 fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
@@ -185,6 +206,28 @@ mod tests {
         assert_eq!(wait, 220_000);
         assert!(!request(q, &mut tat, 30_000 + wait - 1).allowed);
         assert!(request(q, &mut tat, 30_000 + wait).allowed);
+    }
+
+    #[test]
+    fn until_next_request_is_when_remaining_grows() {
+        let q = quota(4, Period::Second);
+        let mut tat = 0;
+        let admitted = request(q, &mut tat, 0);
+        assert_eq!(admitted.remaining, 3);
+        assert_eq!(
+            admitted.until_next_request(),
+            Some(Duration::from_millis(250))
+        );
+        let later = request(q, &mut tat, 100_000);
+        assert_eq!(later.remaining, 2);
+        assert_eq!(later.until_next_request(), Some(Duration::from_millis(150)));
+        for _ in 0..2 {
+            request(q, &mut tat, 100_000);
+        }
+        let refused = request(q, &mut tat, 100_000);
+        assert!(!refused.allowed);
+        assert_eq!(refused.until_next_request(), Some(refused.retry_after));
+        assert_eq!(q.decision(true, 0, 5).until_next_request(), None);
     }
 
     #[test]
