@@ -52,7 +52,7 @@ macro_rules! catalogue {
 
 catalogue! {
     BUILD_INFO: Gauge = "modelgate_build_info",
-        "Always 1; `version` is the running release (it also tells Prometheus the instance is up).";
+        "Always 1, labelled with the running `version`; while it is there, the instance is being scraped.";
     HTTP_REQUESTS: Counter = "modelgate_http_requests_total",
         "Requests answered, by `route` (its template; `unmatched` for unknown paths), `method` and `status`.";
     HTTP_DURATION: Histogram in Seconds = "modelgate_http_request_duration_seconds",
@@ -263,6 +263,43 @@ mod tests {
             "declare these in catalogue! so they get a # HELP: {stray:?}"
         );
         assert!(CATALOGUE.len() >= 20, "catalogue not read");
+    }
+
+    /// A name spelt out at a call site would bypass the catalogue (and its `# HELP`).
+    #[test]
+    fn metrics_are_recorded_under_catalogue_constants_only() {
+        fn rust_files(dir: &std::path::Path, found: &mut Vec<std::path::PathBuf>) {
+            for entry in std::fs::read_dir(dir).expect("read src").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    rust_files(&path, found);
+                } else if path.extension().is_some_and(|ext| ext == "rs") {
+                    found.push(path);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        rust_files(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut files,
+        );
+        assert!(files.len() > 20, "sources not found");
+        let literal_names: Vec<String> = files
+            .iter()
+            .flat_map(|path| {
+                let text = std::fs::read_to_string(path).expect("read source");
+                let hits: Vec<String> = ["counter!(\"", "gauge!(\"", "histogram!(\""]
+                    .iter()
+                    .filter(|pattern| text.contains(*pattern))
+                    .map(|pattern| format!("{}: {pattern}", path.display()))
+                    .collect();
+                hits
+            })
+            .collect();
+        assert!(
+            literal_names.is_empty(),
+            "use a catalogue! constant: {literal_names:?}"
+        );
     }
 
     #[test]
