@@ -90,12 +90,6 @@ impl Events {
             .collect::<Result<Vec<_>, OutboxError>>()?;
         let (sender, queue) = mpsc::channel(config.queue_capacity.max(1));
         let intake = Arc::new(Intake::new(sender, Arc::new(outbox.log(intake::OVERFLOW)?)));
-        for reason in ["outbox_full", "outbox_error"] {
-            metrics::counter!(crate::metrics::EVENTS_DROPPED, "reason" => reason).increment(0);
-        }
-        metrics::counter!(crate::metrics::EVENTS_ENQUEUED).increment(0);
-        metrics::counter!(crate::metrics::EVENTS_OVERFLOW).increment(0);
-        metrics::counter!(crate::metrics::EVENTS_CORRUPT).increment(0);
         let instance = instance_name();
         tracing::info!(%instance, outbox = %config.outbox_dir.display(), pending_bytes = outbox.budget().used(), "inference records on");
         let writer = writer::Writer {
