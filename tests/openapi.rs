@@ -194,3 +194,30 @@ async fn the_listed_routes_are_the_routers_and_the_document_is_served() {
     assert_eq!(served, document());
     app.stop().await;
 }
+
+/// What schemathesis cannot send (it encodes paths as UTF-8): a percent-encoded id that is not
+/// UTF-8 gets the problem the document describes, not the framework's plain text.
+#[tokio::test]
+async fn a_path_id_that_is_not_utf8_is_a_problem() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let admin = app.key(&[Scope::Admin]).await;
+    for (method, path) in [
+        ("GET", "/api/v1/models/%FF/info"),
+        ("POST", "/api/v1/models/%FF/predict"),
+        ("DELETE", "/api/v1/keys/%FF%FE"),
+        ("POST", "/api/v1/keys/%C3%28/topup"),
+    ] {
+        let response = app
+            .client
+            .request(method.parse().expect("method"), app.url(path))
+            .bearer_auth(&admin)
+            .json(&serde_json::json!({"inputs": {}, "credits": 1}))
+            .send()
+            .await
+            .expect("request");
+        assert_eq!(response.status(), 400, "{method} {path}");
+        let body = support::problem(response).await;
+        assert_eq!(body["code"], "invalid_path", "{method} {path}: {body}");
+    }
+    app.stop().await;
+}

@@ -2,13 +2,14 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::json::JsonBody;
+use super::path_id::PathId;
 use super::problem::ApiError;
 use super::AppState;
 use crate::auth::{prepare_key, secret, NewKey, RateLimit, Scope, MAX_CREDITS};
@@ -92,7 +93,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError
 /// `POST /api/v1/keys/{id}/topup`: adds credits to a prepaid key.
 pub async fn topup(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(body): JsonBody<Topup>,
 ) -> Result<Json<Value>, ApiError> {
     if !(1..=MAX_CREDITS).contains(&body.credits) {
@@ -124,7 +125,7 @@ pub async fn topup(
 
 pub async fn revoke(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<Value>, ApiError> {
     match state.auth.revoke(&id).await.map_err(store_failure)? {
         Revocation::NotFound => Err(ApiError::new(

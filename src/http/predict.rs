@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::{SecondsFormat, Utc};
@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::json::JsonBody;
+use super::path_id::PathId;
 use super::problem::ApiError;
 use super::AppState;
 use crate::auth::Principal;
@@ -36,7 +37,7 @@ pub fn model_not_found(id: &str) -> ApiError {
 
 pub async fn predict(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     Extension(principal): Extension<Arc<Principal>>,
     JsonBody(request): JsonBody<PredictRequest>,
 ) -> Result<Json<Value>, ApiError> {
