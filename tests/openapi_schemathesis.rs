@@ -31,7 +31,11 @@ fn schemathesis() -> PathBuf {
 
 async fn schemathesis_finds_nothing(backend: Backend) {
     let schemathesis = schemathesis();
-    let app = TestApp::spawn(backend).await;
+    // Records reach the log sooner, so that more outcomes find their prediction.
+    let app = TestApp::spawn_with(backend, |c| {
+        c.events.flush_interval = Duration::from_millis(10)
+    })
+    .await;
     // One admin key for every route (admin implies predict), prepaid and rate-limited so that
     // `credits_remaining` and the RateLimit headers are checked too; the limit is never reached.
     let issued = issue_key(
@@ -89,6 +93,17 @@ async fn schemathesis_finds_nothing(backend: Backend) {
     assert!(
         report.contains(&format!("Tested: {operations}\n")),
         "not all {operations} operations were tested:\n{report}"
+    );
+    // ...and that predictions were answered (each took one of the key's credits).
+    let keys = app.state.store.list_keys().await.expect("list keys");
+    let credits = keys
+        .iter()
+        .find(|k| k.id == issued.record.id)
+        .and_then(|k| k.credits)
+        .expect("the run's key, prepaid");
+    assert!(
+        credits < 1_000_000_000,
+        "no prediction was answered:\n{report}"
     );
     app.stop().await;
 }
