@@ -121,3 +121,25 @@ async fn bad_outcomes_are_422_naming_the_field() {
     assert_eq!(response.status(), 404, "a valid body for an unknown id");
     app.stop().await;
 }
+
+/// A UUID is one id in any of its spellings: the outcome finds the prediction logged in the
+/// hyphenated lowercase form.
+#[tokio::test]
+async fn any_spelling_of_the_inference_id_finds_the_prediction() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let key = app.predict_key().await;
+    let id = logged_prediction(&app, &key).await;
+    for spelling in [
+        id.to_uppercase(),
+        id.replace('-', ""),
+        format!("{{{id}}}"),
+        format!("urn:uuid:{id}"),
+    ] {
+        let outcome = json!({"inference_log_id": spelling, "outcome_score": 1.0, "outcome_type": "converted"});
+        let response = app.post_json(OUTCOMES, &key, &outcome).await;
+        assert_eq!(response.status(), 201, "{spelling}");
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(body["inference_log_id"], id.as_str(), "{spelling}");
+    }
+    app.stop().await;
+}

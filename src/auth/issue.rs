@@ -2,12 +2,15 @@
 
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 
 use super::{secret, RateLimit, Scope};
 use crate::store::{ApiKeyRecord, Store, StoreError};
 
 const MAX_NAME_LEN: usize = 100;
+/// RFC 3339 timestamps have four-digit years: a later `expires_at` would be written `+10000-…`,
+/// which clients cannot parse.
+const LAST_EXPIRY_YEAR: i32 = 9999;
 /// A balance large enough for any prepaid plan, far from integer overflow.
 pub const MAX_CREDITS: i64 = 1_000_000_000_000;
 
@@ -31,9 +34,11 @@ pub struct IssuedKey {
 
 #[derive(Debug, thiserror::Error)]
 pub enum NewKeyError {
-    #[error("expected 1 to {MAX_NAME_LEN} characters")]
+    #[error(
+        "expected 1 to {MAX_NAME_LEN} characters, not only spaces, without control characters"
+    )]
     Name,
-    #[error("expected a duration of at least 1 second, such as 30d")]
+    #[error("expected a duration of at least 1 second, such as 30d, ending before the year 10000")]
     Expiry,
     #[error("expected a number of credits from 0 to {MAX_CREDITS}")]
     Credits,
@@ -53,12 +58,21 @@ impl NewKeyError {
     }
 }
 
+/// The length limit applies to the name as sent (not as trimmed), so that it reads the same to
+/// the server and to a client checking `maxLength`. Control characters would garble listings,
+/// and PostgreSQL refuses NUL in text: such a name would fail as a store error, not as bad input.
+fn valid_name(name: &str) -> bool {
+    (1..=MAX_NAME_LEN).contains(&name.chars().count())
+        && !name.trim().is_empty()
+        && !name.chars().any(char::is_control)
+}
+
 /// Checks `new` and mints the key and its record, without storing anything.
 pub fn prepare_key(new: NewKey) -> Result<IssuedKey, NewKeyError> {
-    let name = new.name.trim().to_string();
-    if name.is_empty() || name.chars().count() > MAX_NAME_LEN {
+    if !valid_name(&new.name) {
         return Err(NewKeyError::Name);
     }
+    let name = new.name.trim().to_string();
     // The store keeps milliseconds; issuing at that precision keeps the record and the row equal.
     let now =
         DateTime::from_timestamp_millis(Utc::now().timestamp_millis()).unwrap_or_else(Utc::now);
@@ -69,6 +83,7 @@ pub fn prepare_key(new: NewKey) -> Result<IssuedKey, NewKeyError> {
             chrono::Duration::from_std(d)
                 .ok()
                 .and_then(|d| now.checked_add_signed(d))
+                .filter(|at| at.year() <= LAST_EXPIRY_YEAR)
                 .ok_or(NewKeyError::Expiry)?,
         ),
     };
@@ -103,4 +118,68 @@ pub async fn issue_key(store: &Store, new: NewKey) -> Result<IssuedKey, NewKeyEr
         .insert_key(&issued.record, &secret::hash(&issued.key))
         .await?;
     Ok(issued)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn named(name: &str) -> NewKey {
+        NewKey {
+            name: name.into(),
+            ..NewKey::default()
+        }
+    }
+
+    #[test]
+    fn names_are_trimmed_but_limited_as_sent() {
+        let issued = prepare_key(named("  billing ")).expect("valid");
+        assert_eq!(issued.record.name, "billing");
+        assert!(prepare_key(named(&"é".repeat(MAX_NAME_LEN))).is_ok());
+        let padded = format!(" {}", "a".repeat(MAX_NAME_LEN));
+        assert!(matches!(
+            prepare_key(named(&padded)),
+            Err(NewKeyError::Name)
+        ));
+    }
+
+    #[test]
+    fn blank_names_and_control_characters_are_refused() {
+        for name in [
+            "",
+            "   ",
+            "\u{3000}",
+            "a\u{0}b",
+            "line\nbreak",
+            "tab\t",
+            "\u{85}x",
+        ] {
+            assert!(
+                matches!(prepare_key(named(name)), Err(NewKeyError::Name)),
+                "{name:?} accepted"
+            );
+        }
+    }
+
+    #[test]
+    fn expiry_stays_within_four_digit_years() {
+        let expiring = |secs: u64| NewKey {
+            expires_in: Some(Duration::from_secs(secs)),
+            ..named("x")
+        };
+        const YEAR: u64 = 365 * 24 * 3600;
+        assert!(prepare_key(expiring(1)).is_ok());
+        assert!(prepare_key(expiring(2_000 * YEAR)).is_ok());
+        assert!(matches!(
+            prepare_key(expiring(10_000 * YEAR)),
+            Err(NewKeyError::Expiry)
+        ));
+        assert!(matches!(
+            prepare_key(NewKey {
+                expires_in: Some(Duration::from_millis(999)),
+                ..named("x")
+            }),
+            Err(NewKeyError::Expiry)
+        ));
+    }
 }

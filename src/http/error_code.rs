@@ -32,6 +32,8 @@ macro_rules! error_codes {
 error_codes! {
     /// 400: a key was sent as `?api_key=` while `auth.allow_query_key` is off.
     ApiKeyInQuery => "api_key_in_query",
+    /// 400: a path segment (such as a model or key id) is not valid UTF-8 text.
+    InvalidPath => "invalid_path",
     /// 401: no key was sent to a path that needs one.
     ApiKeyRequired => "api_key_required",
     /// 401: the key is unknown, revoked or expired.

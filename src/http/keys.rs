@@ -2,12 +2,13 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderName, StatusCode};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::json::JsonBody;
+use super::path_id::PathId;
 use super::problem::{ApiError, ErrorCode};
 use super::{whole_number, AppState};
 use crate::auth::{prepare_key, secret, NewKey, RateLimit, Scope, MAX_CREDITS};
@@ -112,7 +113,7 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<KeyList>, ApiErr
 /// `POST /api/v1/keys/{id}/topup`: adds credits to a prepaid key.
 pub async fn topup(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     JsonBody(body): JsonBody<Topup>,
 ) -> Result<Json<Balance>, ApiError> {
     if !(1..=MAX_CREDITS).contains(&body.credits) {
@@ -144,7 +145,7 @@ pub async fn topup(
 
 pub async fn revoke(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<Revoked>, ApiError> {
     match state.auth.revoke(&id).await.map_err(store_failure)? {
         Revocation::NotFound => Err(ApiError::new(

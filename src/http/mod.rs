@@ -14,6 +14,7 @@ mod json;
 mod keys;
 mod models;
 mod outcomes;
+mod path_id;
 mod predict;
 pub mod problem;
 mod ratelimit;

@@ -1,9 +1,10 @@
 //! `GET /api/v1/models` and `GET /api/v1/models/{id}/info`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 
+use super::path_id::PathId;
 use super::predict::model_not_found;
 use super::problem::ApiError;
 use super::AppState;
@@ -21,7 +22,7 @@ pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
 
 pub async fn info(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
 ) -> Result<Json<ModelInfo>, ApiError> {
     let model = state.models.get(&id).ok_or_else(|| model_not_found(&id))?;
     Ok(Json(model.info()))

@@ -43,14 +43,15 @@ fn invalid(field: &str, message: &str) -> ApiError {
     }])
 }
 
-/// Field checks, before anything is asked of the store.
-fn validate(body: &RecordOutcome) -> Result<(), ApiError> {
-    if uuid::Uuid::parse_str(&body.inference_log_id).is_err() {
+/// Field checks, before anything is asked of the store. Returns the inference id as logged
+/// (hyphenated lowercase), whatever form of the UUID was sent.
+fn validate(body: &RecordOutcome) -> Result<String, ApiError> {
+    let Ok(inference_log_id) = uuid::Uuid::parse_str(&body.inference_log_id) else {
         return Err(invalid(
             "inference_log_id",
             "expected the inference_log_id of a prediction response (a UUID)",
         ));
-    }
+    };
     if !body.outcome_score.is_finite() {
         return Err(invalid("outcome_score", "expected a finite number"));
     }
@@ -66,7 +67,7 @@ fn validate(body: &RecordOutcome) -> Result<(), ApiError> {
             "expected 1 to 64 characters from A-Z a-z 0-9 _ - . : (e.g. converted)",
         ));
     }
-    Ok(())
+    Ok(inference_log_id.to_string())
 }
 
 fn store_unavailable<E: std::fmt::Display>(err: E) -> ApiError {
@@ -83,10 +84,10 @@ pub async fn record(
     Extension(principal): Extension<Arc<Principal>>,
     JsonBody(body): JsonBody<RecordOutcome>,
 ) -> Result<(StatusCode, Json<RecordedOutcome>), ApiError> {
-    validate(&body)?;
+    let inference_log_id = validate(&body)?;
     let owner = state
         .store
-        .inference_owner(&body.inference_log_id)
+        .inference_owner(&inference_log_id)
         .await
         .map_err(store_unavailable)?;
     let Some(owner) = owner else {
@@ -107,7 +108,7 @@ pub async fn record(
         ));
     }
     let outcome = Outcome {
-        inference_log_id: body.inference_log_id,
+        inference_log_id,
         outcome_type: body.outcome_type,
         outcome_score: body.outcome_score,
         api_key_id: principal.key_id.clone(),

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::{SecondsFormat, Utc};
@@ -12,6 +12,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use super::json::JsonBody;
+use super::path_id::PathId;
 use super::problem::{ApiError, ErrorCode};
 use super::AppState;
 use crate::auth::Principal;
@@ -60,7 +61,7 @@ pub fn model_not_found(id: &str) -> ApiError {
 
 pub async fn predict(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    PathId(id): PathId,
     Extension(principal): Extension<Arc<Principal>>,
     JsonBody(request): JsonBody<PredictRequest>,
 ) -> Result<Json<PredictResponse>, ApiError> {

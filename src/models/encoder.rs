@@ -133,9 +133,11 @@ impl Encoder {
         }
         match (&self.encoding, value) {
             (Encoding::Number, Value::Number(n)) => {
-                let x = n.as_f64().unwrap_or(f64::NAN) as f32;
-                if x.is_finite() {
-                    Ok(x)
+                // Compared before narrowing: values just past f32::MAX round down to it, and
+                // the documented range (|x| ≤ f32::MAX) must be the one enforced.
+                let x = n.as_f64().unwrap_or(f64::NAN);
+                if x.abs() <= f64::from(f32::MAX) {
+                    Ok(x as f32)
                 } else {
                     Err(error("is out of range".into()))
                 }
@@ -245,6 +247,19 @@ mod tests {
         let boolean = Encoder::new(&spec(InputType::Boolean, None, None)).expect("ok");
         assert!(boolean.encode(Some(&json!(1)), "b").is_err());
         assert_eq!(boolean.encode(Some(&json!(true)), "b"), Ok(1.0));
+    }
+
+    #[test]
+    fn numbers_are_bounded_by_f32_max_exactly() {
+        let number = Encoder::new(&spec(InputType::Number, None, None)).expect("ok");
+        let max = f64::from(f32::MAX);
+        assert_eq!(number.encode(Some(&json!(max)), "x"), Ok(f32::MAX));
+        assert_eq!(number.encode(Some(&json!(-max)), "x"), Ok(f32::MIN));
+        // The next double would round down to f32::MAX if narrowed first.
+        let past = f64::from_bits(max.to_bits() + 1);
+        let err = number.encode(Some(&json!(past)), "x").expect_err("range");
+        assert_eq!(err.message, "is out of range");
+        assert!(number.encode(Some(&json!(-past)), "x").is_err());
     }
 
     #[test]

@@ -1,0 +1,119 @@
+//! Schemathesis, with all its checks, against a live server and the server's own
+//! `/openapi.json`: every answer must be one the document describes (status, headers, media
+//! type, schema), data the document allows must be accepted and data it forbids refused, no
+//! answer may be a 5xx, and links (create a key → revoke it; predict → record the outcome)
+//! must work. Its configuration and hooks are in tests/python/.
+//!
+//! Needs the Python environment that `./scripts/prepare` creates from
+//! tests/python/requirements.txt; without it the test fails and says so.
+
+mod support;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use modelgate::auth::{issue_key, NewKey, Scope};
+use support::{repo_path, Backend, TestApp};
+
+/// A run takes some 15 s; far more means it hung.
+const PATIENCE: Duration = Duration::from_secs(300);
+
+fn schemathesis() -> PathBuf {
+    let path = repo_path("target/test-venv/bin/schemathesis");
+    assert!(
+        path.exists(),
+        "{} is missing: run ./scripts/prepare (it creates the Python environment of \
+         tests/python/requirements.txt)",
+        path.display()
+    );
+    path
+}
+
+async fn schemathesis_finds_nothing(backend: Backend) {
+    let schemathesis = schemathesis();
+    // Records reach the log sooner, so that more outcomes find their prediction.
+    let app = TestApp::spawn_with(backend, |c| {
+        c.events.flush_interval = Duration::from_millis(10)
+    })
+    .await;
+    // One admin key for every route (admin implies predict), prepaid and rate-limited so that
+    // `credits_remaining` and the RateLimit headers are checked too; the limit is never reached.
+    let issued = issue_key(
+        &app.store,
+        NewKey {
+            name: "schemathesis".into(),
+            scopes: vec![Scope::Admin],
+            rate_limit: Some("100000/m".parse().expect("rate limit")),
+            credits: Some(1_000_000_000),
+            ..NewKey::default()
+        },
+    )
+    .await
+    .expect("issue key");
+    // Schemathesis keeps caches in its working directory; they do not belong in the checkout.
+    let workdir = tempfile::tempdir().expect("work dir");
+    let run = tokio::process::Command::new(&schemathesis)
+        .arg("--config-file")
+        .arg(repo_path("tests/python/schemathesis.toml"))
+        .arg("run")
+        .arg(app.url("/openapi.json"))
+        .args(["--checks", "all", "--no-color"])
+        .env("MODELGATE_KEY", &issued.key)
+        .env("MODELGATE_KEY_ID", &issued.record.id)
+        .env("SCHEMATHESIS_HOOKS", "schemathesis_hooks")
+        .env("PYTHONPATH", repo_path("tests/python"))
+        .current_dir(workdir.path())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(PATIENCE, run)
+        .await
+        .expect("schemathesis finished in time")
+        .expect("schemathesis runs");
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        output.status.success(),
+        "schemathesis found problems ({}):\n{report}",
+        output.status
+    );
+    // Exit status 0 also follows a run that selected nothing: make sure every operation ran
+    // (but `GET /openapi.json`, which schemathesis does not test in the document it loaded).
+    let operations =
+        serde_json::from_str::<serde_json::Value>(include_str!("../src/http/openapi.json"))
+            .expect("document")["paths"]
+            .as_object()
+            .expect("paths")
+            .values()
+            .map(|item| item.as_object().map_or(0, |ops| ops.len()))
+            .sum::<usize>()
+            - 1;
+    assert!(
+        report.contains(&format!("Tested: {operations}\n")),
+        "not all {operations} operations were tested:\n{report}"
+    );
+    // ...and that predictions were answered (each took one of the key's credits).
+    let keys = app.state.store.list_keys().await.expect("list keys");
+    let credits = keys
+        .iter()
+        .find(|k| k.id == issued.record.id)
+        .and_then(|k| k.credits)
+        .expect("the run's key, prepaid");
+    assert!(
+        credits < 1_000_000_000,
+        "no prediction was answered:\n{report}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn schemathesis_finds_nothing_on_sqlite() {
+    schemathesis_finds_nothing(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn schemathesis_finds_nothing_on_postgres() {
+    schemathesis_finds_nothing(Backend::Postgres).await;
+}
