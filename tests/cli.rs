@@ -748,3 +748,29 @@ fn banner_command_works_from_another_folder() {
         "a second store was created in the user's folder"
     );
 }
+
+/// libpq and sqlx also take the password from the query (`?password=`, `?sslpassword=`): it is
+/// masked wherever the `user:pass@` form is, in `config show` and in `keys`' store line.
+#[test]
+fn a_password_in_the_query_is_masked_too() {
+    let dir = tempfile::tempdir().expect("dir");
+    let env = [(
+        "MODELGATE_DATABASE_URL",
+        "postgres://app@127.0.0.1:1/main?password=qu3rypass&sslpassword=k3ypass&sslmode=disable",
+    )];
+    let json = run(dir.path(), &env, &["config", "show", "--json"]);
+    assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
+    let shown: Value = serde_json::from_slice(&json.stdout).expect("json");
+    let url = shown["database"]["url"].as_str().expect("url");
+    assert!(
+        url.contains("password=***") && url.contains("sslmode=disable"),
+        "{url}"
+    );
+    let list = run(dir.path(), &env, &["keys", "list"]);
+    assert_ne!(list.status.code(), Some(0), "nothing listens on port 1");
+    for out in [stdout(&json), stderr(&json), stdout(&list), stderr(&list)] {
+        for secret in ["qu3rypass", "k3ypass"] {
+            assert!(!out.contains(secret), "{secret} leaked: {out}");
+        }
+    }
+}

@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Subcommand;
 use serde_json::json;
 
-use super::output::outln;
+use super::output::{escape_controls, outln};
 use super::Failure;
 use crate::auth::{issue_key, NewKey, NewKeyError, RateLimit, Scope, SharedTier, MAX_CREDITS};
 use crate::config::Config;
@@ -99,7 +99,7 @@ fn key_line(key: &ApiKeyRecord) -> String {
         "{:<36}  {:<11}  {:<20}  {:<14}  {:<8}  {:<8}  {}",
         key.id,
         key.prefix,
-        key.name,
+        escape_controls(&key.name),
         scopes.join(","),
         shown(key.rate_limit.map(|r| r.to_string())),
         shown(key.credits.map(|c| c.to_string())),

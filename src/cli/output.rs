@@ -29,3 +29,35 @@ macro_rules! outln {
     };
 }
 pub(crate) use outln;
+
+/// `text` with its control characters escaped (`\n`, `\u{1b}`…): a key name holding a
+/// newline or an ANSI escape must not fake table rows or recolour the operator's terminal.
+pub fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect::<String>()
+        .into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape_controls;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(escape_controls("plain name é"), "plain name é");
+        assert_eq!(
+            escape_controls("a\nfake row\u{1b}[31mred"),
+            "a\\nfake row\\u{1b}[31mred"
+        );
+    }
+}

@@ -15,8 +15,32 @@ impl Config {
     }
 }
 
-/// Replaces the password (and a token-style username with no password) of a URL with `***`.
-/// Anything that does not parse as a URL is returned unchanged: it then holds no userinfo.
+/// Query parameters that carry a secret: libpq and sqlx take `password` (and `sslpassword`
+/// for the client key) from the query as well as from the userinfo; the rest are the usual
+/// spellings of tokens in connection URLs.
+const SECRET_PARAMETERS: &[&str] = &[
+    "password",
+    "sslpassword",
+    "passwd",
+    "pass",
+    "passfile",
+    "secret",
+    "token",
+    "access_token",
+    "auth_token",
+    "api_key",
+    "apikey",
+];
+
+fn is_secret_parameter(name: &str) -> bool {
+    SECRET_PARAMETERS
+        .iter()
+        .any(|secret| name.eq_ignore_ascii_case(secret))
+}
+
+/// Replaces the password of a URL, and the value of every secret query parameter (such as
+/// `?password=`), with `***`. Anything that does not parse as a URL is returned unchanged: it
+/// then holds no userinfo.
 pub fn url_secrets(raw: &str) -> String {
     let Ok(mut url) = url::Url::parse(raw) else {
         return raw.to_string();
@@ -25,12 +49,41 @@ pub fn url_secrets(raw: &str) -> String {
         // set_password only fails for URLs that cannot have credentials, which have none to hide.
         let _ = url.set_password(Some("***"));
     }
+    if url
+        .query_pairs()
+        .any(|(name, _)| is_secret_parameter(&name))
+    {
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .map(|(name, value)| {
+                let shown = if is_secret_parameter(&name) {
+                    "***".to_string()
+                } else {
+                    value.into_owned()
+                };
+                (name.into_owned(), shown)
+            })
+            .collect();
+        url.query_pairs_mut().clear().extend_pairs(pairs);
+    }
     url.to_string()
+}
+
+/// The password a connection URL carries, in its userinfo or as `?password=`: what must be
+/// scrubbed from anything a server says back about a failed login.
+pub fn url_password(raw: &str) -> Option<String> {
+    let url = url::Url::parse(raw).ok()?;
+    if let Some(password) = url.password() {
+        return Some(password.to_string());
+    }
+    url.query_pairs()
+        .find(|(name, _)| name.eq_ignore_ascii_case("password"))
+        .map(|(_, value)| value.into_owned())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::url_secrets;
+    use super::{url_password, url_secrets};
     use crate::config::Config;
 
     #[test]
@@ -43,6 +96,29 @@ mod tests {
             url_secrets("postgres://app:pw@db:5432/main"),
             "postgres://app:***@db:5432/main"
         );
+    }
+
+    #[test]
+    fn secret_query_parameters_are_replaced() {
+        let shown = url_secrets(
+            "postgres://app@db:5432/main?sslmode=require&password=s3cret&sslpassword=k3y&PassFile=/p",
+        );
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("k3y"),
+            "{shown}"
+        );
+        assert!(!shown.contains("/p"), "{shown}");
+        assert!(shown.contains("sslmode=require"), "{shown}");
+        assert!(shown.contains("password=***"), "{shown}");
+        assert_eq!(
+            url_password("postgres://app@db/main?password=s3cret").as_deref(),
+            Some("s3cret")
+        );
+        assert_eq!(
+            url_password("postgres://app:pw@db/main").as_deref(),
+            Some("pw")
+        );
+        assert_eq!(url_password("postgres://app@db/main"), None);
     }
 
     #[test]

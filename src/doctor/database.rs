@@ -13,7 +13,7 @@ use tokio::net::TcpStream;
 use super::net::{self, Connected};
 use super::tls::{self, Asked, Roots};
 use super::{scrub, Check, DependencyReport};
-use crate::config::DatabaseConfig;
+use crate::config::{redact, DatabaseConfig};
 
 /// PostgreSQL's SSLRequest: length 8, then the magic code 80877103.
 const SSL_REQUEST: [u8; 8] = [0, 0, 0, 8, 4, 210, 22, 47];
@@ -25,9 +25,7 @@ pub(crate) async fn check(config: &DatabaseConfig, timeout: Duration) -> Depende
         sqlite(&mut check, url).await;
         return check.finish();
     }
-    let password = url::Url::parse(url)
-        .ok()
-        .and_then(|u| u.password().map(str::to_string));
+    let password = redact::url_password(url);
     let options = match PgConnectOptions::from_str(url) {
         Ok(options) => options,
         Err(e) => {
