@@ -20,18 +20,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::problem::ApiError;
-
-/// Routes whose answers must never be stored (monitors must see the present).
-const NO_STORE_ROUTES: &[&str] = &[
-    "/health",
-    "/health/live",
-    "/health/ready",
-    "/live",
-    "/ready",
-];
-
-/// Routes whose `200` answers carry an `ETag` and are revalidated.
-const REVALIDATED_ROUTES: &[&str] = &["/api/v1/models", "/api/v1/models/{id}/info"];
+use super::routes::{self, Caching};
 
 const NO_STORE: HeaderValue = HeaderValue::from_static("no-store");
 const REVALIDATE: HeaderValue = HeaderValue::from_static("private, no-cache");
@@ -48,15 +37,17 @@ pub async fn middleware(request: Request, next: Next) -> Response {
     let Some(route) = request.extensions().get::<MatchedPath>().cloned() else {
         return next.run(request).await;
     };
-    if NO_STORE_ROUTES.contains(&route.as_str()) {
-        let mut response = next.run(request).await;
-        response
-            .headers_mut()
-            .insert(header::CACHE_CONTROL, NO_STORE);
-        return response;
-    }
-    let revalidated = REVALIDATED_ROUTES.contains(&route.as_str())
-        && matches!(*request.method(), Method::GET | Method::HEAD);
+    let revalidated = match routes::caching(route.as_str()) {
+        Caching::Unspecified => return next.run(request).await,
+        Caching::NoStore => {
+            let mut response = next.run(request).await;
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, NO_STORE);
+            return response;
+        }
+        Caching::Revalidate => matches!(*request.method(), Method::GET | Method::HEAD),
+    };
     if !revalidated {
         return next.run(request).await;
     }

@@ -24,12 +24,24 @@ pub enum Access {
     Status,
 }
 
+/// What caches may do with a route's answers (`caching.rs` applies it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Caching {
+    /// No directive of ours.
+    Unspecified,
+    /// `Cache-Control: no-store`: monitors must see the present.
+    NoStore,
+    /// A strong `ETag` on `200`s, revalidated with `If-None-Match`.
+    Revalidate,
+}
+
 pub struct Route {
     /// The template axum matches (exact, or with `{id}` segments).
     pub path: &'static str,
     pub access: Access,
     /// Whether the route's requests count in `/status/stats`.
     pub counted: bool,
+    pub caching: Caching,
     /// The route's handlers by method, with any layer of the route's own.
     methods: fn(&AppState) -> MethodRouter<AppState>,
 }
@@ -44,8 +56,13 @@ impl Route {
             path,
             access,
             counted: true,
+            caching: Caching::Unspecified,
             methods,
         }
+    }
+
+    const fn cached(self, caching: Caching) -> Route {
+        Route { caching, ..self }
     }
 
     /// Left out of `/status/stats`: monitors polling every few seconds would otherwise
@@ -78,8 +95,9 @@ const ADMIN: Access = Access::Scope(Scope::Admin);
 
 /// Every route the server has; any other path answers 404 (after authentication).
 pub const ROUTES: &[Route] = &[
-    Route::new("/api/v1/models", PREDICT, |_| get(models::list)),
-    Route::new("/api/v1/models/{id}/info", PREDICT, |_| get(models::info)),
+    Route::new("/api/v1/models", PREDICT, |_| get(models::list)).cached(Caching::Revalidate),
+    Route::new("/api/v1/models/{id}/info", PREDICT, |_| get(models::info))
+        .cached(Caching::Revalidate),
     // Only predictions count against a key's rate limit (a batch of rows is one request);
     // listing and describing models are cheap reads a client should not have to budget.
     Route::new("/api/v1/models/{id}/predict", PREDICT, |state| {
@@ -91,11 +109,21 @@ pub const ROUTES: &[Route] = &[
     }),
     Route::new("/api/v1/keys/{id}", ADMIN, |_| delete(keys::revoke)),
     Route::new("/api/v1/keys/{id}/topup", ADMIN, |_| post(keys::topup)),
-    Route::new("/health", Access::Public, |_| get(health::health)).uncounted(),
-    Route::new("/health/live", Access::Public, |_| get(health::live)).uncounted(),
-    Route::new("/live", Access::Public, |_| get(health::live)).uncounted(),
-    Route::new("/health/ready", Access::Public, |_| get(health::ready)).uncounted(),
-    Route::new("/ready", Access::Public, |_| get(health::ready)).uncounted(),
+    Route::new("/health", Access::Public, |_| get(health::health))
+        .uncounted()
+        .cached(Caching::NoStore),
+    Route::new("/health/live", Access::Public, |_| get(health::live))
+        .uncounted()
+        .cached(Caching::NoStore),
+    Route::new("/live", Access::Public, |_| get(health::live))
+        .uncounted()
+        .cached(Caching::NoStore),
+    Route::new("/health/ready", Access::Public, |_| get(health::ready))
+        .uncounted()
+        .cached(Caching::NoStore),
+    Route::new("/ready", Access::Public, |_| get(health::ready))
+        .uncounted()
+        .cached(Caching::NoStore),
     Route::new("/version", Access::Public, |_| get(health::version)),
     Route::new("/openapi.json", Access::Public, |_| get(super::openapi)),
     Route::new("/metrics", Access::Public, |_| get(super::prometheus)).uncounted(),
@@ -119,6 +147,14 @@ pub fn is_counted(template: &str) -> bool {
         .iter()
         .find(|route| route.path == template)
         .is_none_or(|route| route.counted)
+}
+
+/// What caches may do with answers from the route `template`.
+pub fn caching(template: &str) -> Caching {
+    ROUTES
+        .iter()
+        .find(|route| route.path == template)
+        .map_or(Caching::Unspecified, |route| route.caching)
 }
 
 /// Every served route behind its scope check.
