@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 
-use crate::auth::{revocation, Authenticator, RemoteAuth, SharedTier};
+use crate::auth::{revocation, Authenticator, CacheSecret, RemoteAuth, SharedTier};
 use crate::config::{Config, ConfigError};
 use crate::events::outbox::OutboxError;
 use crate::events::{DatabaseSink, Events, Sink, StreamSink, UsageSink};
@@ -83,7 +83,13 @@ impl App {
         };
         if let Some(redis) = &redis {
             revocation::spawn_listener(redis.clone(), auth.local_cache());
-            auth = auth.with_shared_tier(SharedTier::new(redis.clone(), config.auth.shared_ttl));
+            match CacheSecret::resolve(&config.auth, &store).await {
+                Ok(secret) => {
+                    let shared = SharedTier::new(redis.clone(), secret, config.auth.shared_ttl);
+                    auth = auth.with_shared_tier(shared);
+                }
+                Err(error) => tracing::warn!(%error, "shared auth cache (L2) off: auth.cache_secret is unset and the database could not provide the shared one"),
+            }
         }
         let ratelimit = RateLimiter::new(&config.ratelimit, redis.as_ref());
         let events = open_events(&config, &store, redis.as_ref())?;

@@ -65,6 +65,8 @@ catalogue! {
         "Circuit breaker of `dependency`: 0 closed, 1 half-open, 2 open.";
     AUTH_LOOKUPS: Counter = "modelgate_auth_lookups_total",
         "Key checks by the `tier` that answered: l1 (in-process cache), l2 (Redis), source, stale.";
+    AUTH_CACHE_REJECTED: Counter = "modelgate_auth_cache_rejected_total",
+        "Shared (Redis) auth cache entries ignored because they failed verification, by `reason`: malformed (unsigned), bad_signature (forged, or another auth.cache_secret), expired, admin (admin principals are never taken from Redis).";
     RATELIMIT_DECISIONS: Counter = "modelgate_ratelimit_decisions_total",
         "Rate-limit decisions by `tier` (global: Redis, local: this instance) and `outcome` (allowed, limited).";
     RATELIMIT_FALLBACKS: Counter = "modelgate_ratelimit_redis_fallbacks_total",
@@ -111,6 +113,10 @@ type LabelValues = (&'static str, &'static [&'static str]);
 const KNOWN_SERIES: &[(&str, &[LabelValues])] = &[
     (LOG_LINES_DROPPED, &[]),
     (AUTH_LOOKUPS, &[("tier", &["l1", "l2", "source", "stale"])]),
+    (
+        AUTH_CACHE_REJECTED,
+        &[("reason", &["malformed", "bad_signature", "expired", "admin"])],
+    ),
     (
         RATELIMIT_DECISIONS,
         &[

@@ -2,12 +2,14 @@
 //! L2 in Redis) and the key's source (the local store or the remote auth service).
 
 mod cache;
+mod cache_secret;
 pub mod extract;
 mod issue;
 mod principal;
 mod remote;
 pub mod revocation;
 pub mod secret;
+pub mod shared_entry;
 mod shared_tier;
 
 use std::net::IpAddr;
@@ -17,11 +19,12 @@ use std::sync::Arc;
 use chrono::Utc;
 
 pub use cache::{Answer, KeyCache, Lookup};
+pub use cache_secret::CacheSecret;
 pub use issue::{issue_key, prepare_key, IssuedKey, NewKey, NewKeyError, MAX_CREDITS};
 pub use principal::Principal;
 use remote::Verdict;
 pub use remote::{RemoteAuth, HEALTH_PROBE_KEY};
-pub use shared_tier::SharedTier;
+pub use shared_tier::{revoke_shared_now, SharedTier};
 
 use crate::config::AuthConfig;
 use crate::resilience::CallError;

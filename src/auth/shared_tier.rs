@@ -2,40 +2,62 @@
 //!
 //! Never waited on beyond Redis's request-path deadline: reads go through the `redis`
 //! dependency (deadline, breaker) and answer "miss" on any trouble, writes are spawned. Entries
-//! are keyed by the key's SHA-256, never the key.
+//! are keyed by the key's SHA-256, never the key, and signed with the deployment's
+//! [`CacheSecret`] (see `shared_entry`): an entry that does not verify is a miss, counted and
+//! logged, and the key is checked at its source. Admin principals are neither written nor
+//! read here: admin calls are rare, and always checked at the source.
 
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use chrono::Utc;
+use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
 use super::revocation::REVOCATIONS_CHANNEL;
-use super::Principal;
+use super::shared_entry::{self, Rejection};
+use super::{CacheSecret, Principal, Scope};
 use crate::redis::{ExchangeError, Redis};
 
-const KEY_PREFIX: &str = "modelgate:auth:v1:";
+/// Where earlier versions kept their unsigned entries; deleted on revocation so that an
+/// instance of such a version still running in a rolling upgrade forgets the key too.
+const UNSIGNED_KEY_PREFIX: &str = "modelgate:auth:v1:";
 
-fn entry_key(key_hash: &str) -> String {
-    format!("{KEY_PREFIX}{key_hash}")
-}
+/// Signed expiries run this much past Redis's own TTL, which starts a little later (when the
+/// write lands): a genuine entry must not read as expired in its last moments, nor on an
+/// instance whose clock runs slightly ahead.
+const EXPIRY_SLACK: Duration = Duration::from_secs(5);
+
+/// At most one warning about rejected entries per this long: a forger (or a misconfigured
+/// instance) must not be able to flood the log.
+const REJECTION_LOG_INTERVAL: Duration = Duration::from_secs(60);
 
 /// The shared auth cache. Cheap to clone.
 #[derive(Clone)]
 pub struct SharedTier {
     redis: Redis,
+    secret: CacheSecret,
     ttl: Duration,
+    rejections: Arc<RejectionLog>,
 }
 
 impl SharedTier {
-    /// Entries live `ttl` (`auth.shared_ttl`).
-    pub fn new(redis: Redis, ttl: Duration) -> SharedTier {
-        SharedTier { redis, ttl }
+    /// Entries are signed with `secret` and live `ttl` (`auth.shared_ttl`).
+    pub fn new(redis: Redis, secret: CacheSecret, ttl: Duration) -> SharedTier {
+        SharedTier {
+            redis,
+            secret,
+            ttl,
+            rejections: Arc::new(RejectionLog::default()),
+        }
     }
 
-    /// The cached principal, or `None` on a miss and on any Redis trouble (which the breaker
-    /// and the dependency's status record).
+    /// The cached principal, or `None` on a miss, on an entry that fails verification, and
+    /// on any Redis trouble (which the breaker and the dependency's status record).
     pub async fn get(&self, key_hash: &str) -> Option<Principal> {
         let mut connection = self.redis.connection();
-        let key = entry_key(key_hash);
+        let key = shared_entry::entry_key(key_hash);
         let raw: String = self
             .redis
             .dependency()
@@ -43,39 +65,82 @@ impl SharedTier {
             .await
             .ok()
             .flatten()?;
-        serde_json::from_str(&raw).ok()
+        shared_entry::open(&self.secret, key_hash, &raw, Utc::now())
+            .map_err(|rejection| self.rejections.record(rejection))
+            .ok()
     }
 
-    /// Stores `principal` in the background; the caller never waits.
+    /// Stores `principal` in the background; the caller never waits. Admin principals are not
+    /// stored: they are always checked at the source.
     pub fn put(&self, key_hash: &str, principal: &Principal) {
-        let Ok(value) = serde_json::to_string(principal) else {
+        if principal.scopes.contains(&Scope::Admin) {
+            return;
+        }
+        let ttl = self.ttl.max(Duration::from_secs(1));
+        let expires_at = Utc::now() + ttl + EXPIRY_SLACK;
+        let Ok(value) = shared_entry::seal(&self.secret, key_hash, principal, expires_at) else {
             return;
         };
-        let key = entry_key(key_hash);
-        let ttl = self.ttl.as_secs().max(1);
+        let key = shared_entry::entry_key(key_hash);
+        let ttl = ttl.as_secs();
         self.redis
             .spawn_write(move |mut c| async move { c.set_ex::<_, _, ()>(key, value, ttl).await });
     }
 
     /// Deletes the entry and tells every instance to forget the key; in the background.
     pub fn revoke(&self, key_hash: &str) {
-        let key = entry_key(key_hash);
-        let hash = key_hash.to_string();
-        self.redis.spawn_write(move |mut c| async move {
-            c.del::<_, ()>(key).await?;
-            c.publish::<_, _, ()>(REVOCATIONS_CHANNEL, hash).await
-        });
-    }
-
-    /// Like [`SharedTier::revoke`], but waits (bounded), for one-shot processes such as the CLI.
-    pub async fn revoke_now(&self, key_hash: &str) -> Result<(), ExchangeError> {
-        let key = entry_key(key_hash);
         let hash = key_hash.to_string();
         self.redis
-            .write_now(move |mut c| async move {
-                c.del::<_, ()>(key).await?;
-                c.publish::<_, _, ()>(REVOCATIONS_CHANNEL, hash).await
-            })
-            .await
+            .spawn_write(move |c| async move { forget(c, hash).await });
+    }
+}
+
+/// Like [`SharedTier::revoke`], but waits (bounded), for one-shot processes such as the CLI,
+/// which revoke without reading or writing entries (and so need no secret).
+pub async fn revoke_shared_now(redis: &Redis, key_hash: &str) -> Result<(), ExchangeError> {
+    let hash = key_hash.to_string();
+    redis.write_now(move |c| forget(c, hash)).await
+}
+
+/// Deletes the key's entries and announces the revocation.
+async fn forget(mut c: ConnectionManager, key_hash: String) -> redis::RedisResult<()> {
+    let keys = [
+        shared_entry::entry_key(&key_hash),
+        format!("{UNSIGNED_KEY_PREFIX}{key_hash}"),
+    ];
+    c.del::<_, ()>(&keys).await?;
+    c.publish::<_, _, ()>(REVOCATIONS_CHANNEL, key_hash).await
+}
+
+/// Counts every rejected entry, and warns about them at most once per
+/// [`REJECTION_LOG_INTERVAL`] (never with the key or the secret).
+#[derive(Default)]
+struct RejectionLog {
+    last_warned: Mutex<Option<Instant>>,
+    unreported: AtomicU64,
+}
+
+impl RejectionLog {
+    fn record(&self, rejection: Rejection) {
+        metrics::counter!(crate::metrics::AUTH_CACHE_REJECTED, "reason" => rejection.label())
+            .increment(1);
+        self.unreported.fetch_add(1, Ordering::Relaxed);
+        // Contended means another request is deciding right now; its line covers this one.
+        let Ok(mut last_warned) = self.last_warned.try_lock() else {
+            return;
+        };
+        if last_warned.is_some_and(|at| at.elapsed() < REJECTION_LOG_INTERVAL) {
+            return;
+        }
+        *last_warned = Some(Instant::now());
+        let rejected = self.unreported.swap(0, Ordering::Relaxed);
+        tracing::warn!(
+            reason = rejection.label(),
+            rejected,
+            "ignored shared auth cache entries that failed verification ({rejection}); the keys \
+             were checked at their source. Either something with write access to Redis is \
+             forging entries, or instances sharing Redis do not share auth.cache_secret (or \
+             the database that keeps it)"
+        );
     }
 }

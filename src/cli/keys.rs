@@ -8,7 +8,9 @@ use serde_json::json;
 
 use super::output::{escape_controls, outln};
 use super::Failure;
-use crate::auth::{issue_key, NewKey, NewKeyError, RateLimit, Scope, SharedTier, MAX_CREDITS};
+use crate::auth::{
+    issue_key, revoke_shared_now, NewKey, NewKeyError, RateLimit, Scope, MAX_CREDITS,
+};
 use crate::config::Config;
 use crate::redis::{ExchangeError, Redis};
 use crate::store::{ApiKeyRecord, KeyList, Revocation, Store, StoreLocation};
@@ -221,8 +223,7 @@ async fn revoke(store: &Store, config: &Config, id: &str, as_json: bool) -> Resu
     if let Some(url) = &config.redis.url {
         // Servers sharing Redis forget the key at once; without it, within their cache TTL.
         let announced = match Redis::new(&config.redis, url, config.breaker.clone()) {
-            Ok(redis) => SharedTier::new(redis, config.auth.shared_ttl)
-                .revoke_now(&key_hash)
+            Ok(redis) => revoke_shared_now(&redis, &key_hash)
                 .await
                 .map_err(|e| match e {
                     ExchangeError::Refused(kind) => {

@@ -20,6 +20,7 @@ const OPTIONAL_KEYS: &[&str] = &[
     "redis.url",
     "redis.tls_ca_file",
     "auth.service_url",
+    "auth.cache_secret",
     "alerts.webhook_url",
     "ratelimit.default",
 ];

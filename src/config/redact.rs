@@ -9,6 +9,7 @@ impl Config {
         shown.database.url = url_secrets(&shown.database.url);
         shown.redis.url = shown.redis.url.as_deref().map(url_secrets);
         shown.auth.service_url = shown.auth.service_url.as_deref().map(url_secrets);
+        shown.auth.cache_secret = shown.auth.cache_secret.as_ref().map(|_| "***".into());
         // The whole URL: Slack-style webhooks carry their token in the path.
         shown.alerts.webhook_url = shown.alerts.webhook_url.as_ref().map(|_| "***".into());
         shown
@@ -138,7 +139,9 @@ mod tests {
         let mut config = Config::default();
         config.database.url = "postgres://app:pw@db/main".into();
         config.redis.url = Some("redis://:tok@cache:6379/0".into());
+        config.auth.cache_secret = Some("a-long-shared-signing-secret-0123456789".into());
         let shown = config.redacted();
+        assert_eq!(shown.auth.cache_secret.as_deref(), Some("***"));
         assert_eq!(shown.database.url, "postgres://app:***@db/main");
         assert_eq!(
             shown.redis.url.as_deref(),

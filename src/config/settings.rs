@@ -106,6 +106,11 @@ pub struct AuthConfig {
     /// How long a validated key stays in the shared Redis cache.
     #[serde(with = "humantime_serde")]
     pub shared_ttl: Duration,
+    /// Key that signs the shared Redis cache's entries (HMAC-SHA256), the same on every
+    /// instance; unset means one is generated once and kept in the database. A secret: shown
+    /// as `***`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache_secret: Option<String>,
     /// How long an unknown key is remembered as unknown.
     #[serde(with = "humantime_serde")]
     pub negative_ttl: Duration,
@@ -350,6 +355,7 @@ impl Default for AuthConfig {
             cache_ttl: Duration::from_secs(30),
             stale_horizon: Duration::from_secs(600),
             shared_ttl: Duration::from_secs(300),
+            cache_secret: None,
             negative_ttl: Duration::from_secs(5),
             cache_capacity: 100_000,
             allow_query_key: false,

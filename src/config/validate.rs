@@ -11,6 +11,9 @@ const MAX_EVENTS_BATCH: usize = 2000;
 /// Largest payload kept: a record (two payloads) must fit an outbox frame (64 MiB).
 const MAX_EVENTS_PAYLOAD: usize = 16 * 1024 * 1024;
 
+/// Shortest `auth.cache_secret`: 32 characters of `openssl rand -hex 32` carry 128 bits.
+const MIN_CACHE_SECRET_CHARS: usize = 32;
+
 /// Faster page refreshes would make browsers a noticeable share of a quiet instance's load.
 const MIN_STATUS_REFRESH: Duration = Duration::from_millis(250);
 
@@ -53,6 +56,14 @@ impl Config {
                 "auth.service_url",
                 url_with(&self.auth.service_url, &["http", "https"]),
                 "expected an http:// or https:// URL",
+            ),
+            (
+                "auth.cache_secret",
+                self.auth
+                    .cache_secret
+                    .as_ref()
+                    .is_none_or(|s| s.chars().count() >= MIN_CACHE_SECRET_CHARS),
+                "expected at least 32 characters, such as the output of openssl rand -hex 32",
             ),
             (
                 "log.filter",

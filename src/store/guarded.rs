@@ -92,6 +92,13 @@ impl GuardedStore {
         self.database.call(self.store.add_credits(id, amount)).await
     }
 
+    /// See [`Store::deployment_secret`].
+    pub async fn deployment_secret(&self, name: &str, candidate: &str) -> Guarded<String> {
+        self.database
+            .call(self.store.deployment_secret(name, candidate))
+            .await
+    }
+
     pub async fn inference_owner(&self, id: &str) -> Guarded<Option<String>> {
         self.database.call(self.store.inference_owner(id)).await
     }

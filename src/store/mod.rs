@@ -6,6 +6,7 @@
 //! A server reaches the store only through [`GuardedStore`] (deadline and breaker on every
 //! call); the raw [`Store`] is for one-shot processes such as `modelgate keys`.
 
+mod deployment_secrets;
 mod guarded;
 mod inference_logs;
 mod keys;
