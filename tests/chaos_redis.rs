@@ -7,7 +7,7 @@ mod support;
 use std::ops::ControlFlow;
 use std::time::{Duration, Instant};
 
-use modelgate::auth::secret;
+use modelgate::auth::{secret, shared_entry};
 use modelgate::resilience::BreakerState;
 use redis::AsyncCommands;
 use serde_json::{json, Value};
@@ -39,7 +39,7 @@ async fn redis_fault_costs_requests_nothing(fault: Fault) {
     let warm = app.predict_key().await;
     assert_eq!(app.predict(&warm).await.status, 200);
     // The fill is spawned; it lands in Redis shortly after.
-    let entry = format!("modelgate:auth:v1:{}", secret::hash(&warm));
+    let entry = shared_entry::entry_key(&secret::hash(&warm));
     let filled = Instant::now();
     while !direct.exists::<_, bool>(&entry).await.expect("exists") {
         assert!(filled.elapsed() < Duration::from_secs(2), "L2 never filled");
