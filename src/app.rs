@@ -88,7 +88,9 @@ impl App {
                     let shared = SharedTier::new(redis.clone(), secret, config.auth.shared_ttl);
                     auth = auth.with_shared_tier(shared);
                 }
-                Err(error) => tracing::warn!(%error, "shared auth cache (L2) off: auth.cache_secret is unset and the database could not provide the shared one"),
+                Err(error) => {
+                    tracing::warn!(%error, "shared auth cache (L2) off: auth.cache_secret is unset and the database could not provide the shared one")
+                }
             }
         }
         let ratelimit = RateLimiter::new(&config.ratelimit, redis.as_ref());

@@ -115,7 +115,10 @@ const KNOWN_SERIES: &[(&str, &[LabelValues])] = &[
     (AUTH_LOOKUPS, &[("tier", &["l1", "l2", "source", "stale"])]),
     (
         AUTH_CACHE_REJECTED,
-        &[("reason", &["malformed", "bad_signature", "expired", "admin"])],
+        &[(
+            "reason",
+            &["malformed", "bad_signature", "expired", "admin"],
+        )],
     ),
     (
         RATELIMIT_DECISIONS,

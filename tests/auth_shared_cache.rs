@@ -131,8 +131,8 @@ async fn unsigned_entries_are_ignored_and_counted(backend: Backend) {
         .await;
     assert_eq!(response.status(), 401);
     assert_eq!(keys_in(&app.store).await, keys_before, "no key was minted");
-    let predict_only = serde_json::to_string(&principal("forged", vec![Scope::Predict]))
-        .expect("json");
+    let predict_only =
+        serde_json::to_string(&principal("forged", vec![Scope::Predict])).expect("json");
     let other = invented_key();
     plant(&other, &predict_only).await;
     assert_eq!(app.post_json(PREDICT, &other, &body()).await.status(), 401);
@@ -157,7 +157,10 @@ async fn entries_signed_with_another_secret_are_ignored() {
 
     // A genuine entry moved under another key is a forgery too.
     let genuine = app.predict_key().await;
-    assert_eq!(app.post_json(PREDICT, &genuine, &body()).await.status(), 200);
+    assert_eq!(
+        app.post_json(PREDICT, &genuine, &body()).await.status(),
+        200
+    );
     filled(&genuine).await;
     let mut redis = direct_redis().await;
     let value: String = redis

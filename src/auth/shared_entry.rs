@@ -164,8 +164,7 @@ mod tests {
     fn forgeries_are_rejected() {
         let now = Utc::now();
         let later = now + Duration::minutes(5);
-        let genuine = seal(&secret(), HASH, &principal(vec![Scope::Predict]), later)
-            .expect("seal");
+        let genuine = seal(&secret(), HASH, &principal(vec![Scope::Predict]), later).expect("seal");
         let plain = serde_json::to_string(&principal(vec![Scope::Predict])).expect("json");
         assert_eq!(
             open(&secret(), HASH, &plain, now),
@@ -186,7 +185,10 @@ mod tests {
         // Expiry pushed out, or scopes edited, after signing.
         let (tag, rest) = genuine.split_once('.').expect("tag");
         let (_, json) = rest.split_once('.').expect("expiry");
-        let extended = format!("{tag}.{}.{json}", (later + Duration::days(9)).timestamp_millis());
+        let extended = format!(
+            "{tag}.{}.{json}",
+            (later + Duration::days(9)).timestamp_millis()
+        );
         assert_eq!(
             open(&secret(), HASH, &extended, now),
             Err(Rejection::BadSignature)
