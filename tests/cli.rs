@@ -184,20 +184,39 @@ fn config_show_redacts_every_secret() {
             "MODELGATE_AUTH_SERVICE_URL",
             "https://svc:authpass@auth.internal",
         ),
+        (
+            "MODELGATE_AUTH_CACHE_SECRET",
+            "cachesecret-0123456789abcdef0123456789",
+        ),
     ];
     let json = run(dir.path(), &env, &["config", "show", "--json"]);
     assert_eq!(json.status.code(), Some(0), "{}", stderr(&json));
     let shown: Value = serde_json::from_slice(&json.stdout).expect("json");
     assert_eq!(shown["redis"]["url"], "rediss://:***@cache:6380/0");
     assert_eq!(shown["database"]["url"], "postgres://app:***@db:5432/main");
+    assert_eq!(shown["auth"]["cache_secret"], "***");
     let text = run(dir.path(), &env, &["config", "show"]);
     assert_eq!(text.status.code(), Some(0));
     for out in [stdout(&json), stdout(&text), stderr(&json), stderr(&text)] {
-        for secret in ["tok3n", "dbpass", "authpass"] {
+        for secret in ["tok3n", "dbpass", "authpass", "cachesecret"] {
             assert!(!out.contains(secret), "{secret} leaked");
         }
     }
     assert!(stdout(&text).contains("rediss://:***@cache:6380/0"));
+}
+
+#[test]
+fn a_short_cache_secret_is_refused_without_being_echoed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let env = [("MODELGATE_AUTH_CACHE_SECRET", "tooShort42")];
+    let out = run(dir.path(), &env, &["config", "show"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let said = stderr(&out);
+    assert!(
+        said.contains("auth.cache_secret (from MODELGATE_AUTH_CACHE_SECRET)"),
+        "{said}"
+    );
+    assert!(!said.contains("tooShort42"), "{said}");
 }
 
 #[test]
