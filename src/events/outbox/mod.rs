@@ -81,6 +81,16 @@ impl Outbox {
     }
 }
 
+/// The `reason` under which records lost to `error` are counted
+/// (`modelgate_events_dropped_total`): a full disk is told apart from other failures, since
+/// it needs a different fix.
+pub fn drop_reason(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => "disk_full",
+        _ => "outbox_error",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
