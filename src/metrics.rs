@@ -86,7 +86,7 @@ catalogue! {
     EVENTS_REPLAYED: Counter = "modelgate_events_replayed_total",
         "Inference records a `sink` confirmed when replayed from its outbox.";
     EVENTS_DROPPED: Counter = "modelgate_events_dropped_total",
-        "Inference records lost, by `reason`: outbox_full (at events.outbox_max_bytes), disk_full, outbox_error.";
+        "Inference records lost, by `reason`: outbox_full (at events.outbox_max_bytes), journal_full (at events.journal_max_bytes), disk_full, outbox_error.";
     USAGE_REJECTED: Counter = "modelgate_usage_rejected_total",
         "Usage reports the remote auth service refused with a 4xx (not retried).";
     EVENTS_CORRUPT: Counter = "modelgate_events_outbox_corrupt_total",
@@ -126,7 +126,7 @@ const KNOWN_SERIES: &[(&str, &[LabelValues])] = &[
     (EVENTS_OVERFLOW, &[]),
     (
         EVENTS_DROPPED,
-        &[("reason", &["outbox_full", "disk_full", "outbox_error"])],
+        &[("reason", &["outbox_full", "journal_full", "disk_full", "outbox_error"])],
     ),
     (EVENTS_CORRUPT, &[]),
     (USAGE_REJECTED, &[]),

@@ -152,6 +152,11 @@ impl Config {
                 "expected a number of bytes from 1 to events.outbox_max_bytes",
             ),
             (
+                "events.journal_max_bytes",
+                self.events.outbox_segment_bytes <= self.events.journal_max_bytes,
+                "expected a number of bytes of at least events.outbox_segment_bytes",
+            ),
+            (
                 "events.fsync_interval",
                 !self.events.fsync_interval.is_zero(),
                 "expected a duration above zero, such as 1s",

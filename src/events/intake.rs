@@ -24,6 +24,8 @@ use super::Record;
 
 /// The journal's name in the outbox folder.
 pub const JOURNAL: &str = "journal";
+/// The drop `reason` of records refused at `events.journal_max_bytes`.
+const JOURNAL_FULL: &str = "journal_full";
 
 /// Before the journal, only records that found the queue full were logged, in `overflow/`, in
 /// the same format: an outbox folder from then has it become the journal, so that an upgrade
@@ -188,17 +190,20 @@ impl Intake {
         if appended.refused > 0 {
             tracing::warn!(
                 dropped = appended.refused,
-                "outbox full: records dropped, predictions answered without inference_log_id"
+                "events journal full (events.journal_max_bytes): records dropped, predictions answered without inference_log_id"
             );
-            metrics::counter!(crate::metrics::EVENTS_DROPPED, "reason" => "outbox_full")
+            metrics::counter!(crate::metrics::EVENTS_DROPPED, "reason" => JOURNAL_FULL)
                 .increment(appended.refused as u64);
         }
         let mut replies = Vec::with_capacity(records.len());
         for ((record, reply), end) in records.into_iter().zip(appended.ends) {
             let Some(end) = end else {
-                replies.push((reply, Err(NotKept {
-                    reason: "outbox_full",
-                })));
+                replies.push((
+                    reply,
+                    Err(NotKept {
+                        reason: JOURNAL_FULL,
+                    }),
+                ));
                 continue;
             };
             replies.push((reply, Ok(())));

@@ -103,7 +103,10 @@ impl Events {
             source,
         };
         intake::adopt_overflow_log(&config.outbox_dir).map_err(io)?;
-        let journal = Arc::new(outbox.log(intake::JOURNAL)?);
+        let journal = Arc::new(outbox.log_within(
+            intake::JOURNAL,
+            Arc::new(Budget::unpublished(config.journal_max_bytes)),
+        )?);
         let intake = Intake::start(sender, journal, config.fsync_interval).map_err(io)?;
         let instance = instance_name();
         tracing::info!(%instance, outbox = %config.outbox_dir.display(), pending_bytes = outbox.budget().used(), "inference records on");

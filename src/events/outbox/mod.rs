@@ -67,8 +67,13 @@ impl Outbox {
 
     /// The log named `name` (a sub-folder), with what it already holds counted against the cap.
     pub fn log(&self, name: &str) -> Result<SegmentLog, OutboxError> {
+        self.log_within(name, self.budget.clone())
+    }
+
+    /// The log named `name`, under a cap of its own.
+    pub fn log_within(&self, name: &str, budget: Arc<Budget>) -> Result<SegmentLog, OutboxError> {
         let dir = self.dir.join(name);
-        SegmentLog::open(&dir, self.segment_bytes, self.budget.clone()).map_err(|source| {
+        SegmentLog::open(&dir, self.segment_bytes, budget).map_err(|source| {
             OutboxError::Io {
                 path: dir.display().to_string(),
                 source,
