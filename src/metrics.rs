@@ -76,9 +76,9 @@ catalogue! {
     DEPENDENCY_STATUS: Gauge = "modelgate_dependency_status",
         "Each `dependency`'s status from the background probes: 0 healthy, 1 degraded, 2 unhealthy.";
     EVENTS_ENQUEUED: Counter = "modelgate_events_enqueued_total",
-        "Inference records accepted from predictions (queued, or straight to the outbox).";
+        "Inference records accepted from predictions (put in the journal, or dropped and counted).";
     EVENTS_OVERFLOW: Counter = "modelgate_events_queue_overflow_total",
-        "Inference records that found the queue full and went straight to the outbox (not lost).";
+        "Inference records that found the queue full and waited in the journal only (not lost).";
     EVENTS_WRITTEN: Counter = "modelgate_events_written_total",
         "Inference records a `sink` confirmed on first delivery.";
     EVENTS_OUTBOXED: Counter = "modelgate_events_outboxed_total",
