@@ -126,7 +126,10 @@ const KNOWN_SERIES: &[(&str, &[LabelValues])] = &[
     (EVENTS_OVERFLOW, &[]),
     (
         EVENTS_DROPPED,
-        &[("reason", &["outbox_full", "journal_full", "disk_full", "outbox_error"])],
+        &[(
+            "reason",
+            &["outbox_full", "journal_full", "disk_full", "outbox_error"],
+        )],
     ),
     (EVENTS_CORRUPT, &[]),
     (USAGE_REJECTED, &[]),

@@ -23,7 +23,10 @@ fn serve(dir: &Path, db_url: &str, stream: &str) -> Server {
     let mut command = support::modelgate_command(dir);
     command
         .env("MODELGATE_DATABASE_URL", db_url)
-        .env("MODELGATE_REDIS_URL", format!("redis://{}/0", support::REDIS))
+        .env(
+            "MODELGATE_REDIS_URL",
+            format!("redis://{}/0", support::REDIS),
+        )
         .env("MODELGATE_EVENTS_STREAM", stream)
         .env("MODELGATE_EVENTS_OUTBOX_DIR", dir.join("outbox"))
         // A long batch window: without the journal, up to half a second of acknowledged
@@ -107,7 +110,10 @@ async fn every_acknowledged_record_survives_kill_9(backend: Backend) {
     let server = serve(dir.path(), &db.url, &stream);
     let (ids, without_id) = load_until_killed(server, &key).await;
     assert!(ids.len() >= BEFORE_KILL, "{} ids", ids.len());
-    assert_eq!(without_id, 0, "no record was refused: every 200 carries an id");
+    assert_eq!(
+        without_id, 0,
+        "no record was refused: every 200 carries an id"
+    );
     let written: HashSet<String> = log_rows(&db.url).await.into_iter().map(|r| r.id).collect();
     let unwritten = ids.iter().filter(|id| !written.contains(*id)).count();
     assert!(

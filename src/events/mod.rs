@@ -138,21 +138,23 @@ impl Events {
         };
         let (inputs, inputs_cut) = Payload::capture(prediction.inputs, inner.max_payload_bytes);
         let (outputs, outputs_cut) = Payload::capture(prediction.outputs, inner.max_payload_bytes);
-        inner.intake.submit(Record {
-            id: prediction.id,
-            instance: inner.instance.clone(),
-            seq: 0,
-            api_key_id: prediction.api_key_id.to_string(),
-            model_id: prediction.model_id.to_string(),
-            model_version: prediction.model_version.to_string(),
-            inputs,
-            outputs,
-            truncated: inputs_cut || outputs_cut,
-            latency_ms: prediction.latency_ms,
-            status: prediction.status,
-            created_at: chrono::Utc::now(),
-        })
-        .await
+        inner
+            .intake
+            .submit(Record {
+                id: prediction.id,
+                instance: inner.instance.clone(),
+                seq: 0,
+                api_key_id: prediction.api_key_id.to_string(),
+                model_id: prediction.model_id.to_string(),
+                model_version: prediction.model_version.to_string(),
+                inputs,
+                outputs,
+                truncated: inputs_cut || outputs_cut,
+                latency_ms: prediction.latency_ms,
+                status: prediction.status,
+                created_at: chrono::Utc::now(),
+            })
+            .await
     }
 
     /// The outbox's fill, for health; `None` when records are off.

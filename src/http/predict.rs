@@ -93,17 +93,19 @@ pub async fn predict(
     };
     // In the journal (one write shared with concurrent requests) before the answer, so the id
     // the client gets survives a crash; a record that could not be kept gets no id.
-    let recorded = state.events.record(Prediction {
-        id: inference_log_id,
-        api_key_id: &principal.key_id,
-        model_id: model.id(),
-        model_version: &model.manifest().version,
-        inputs: &inputs,
-        outputs: outputs.as_ref().unwrap_or(&Value::Null),
-        latency_ms,
-        status,
-    })
-    .await;
+    let recorded = state
+        .events
+        .record(Prediction {
+            id: inference_log_id,
+            api_key_id: &principal.key_id,
+            model_id: model.id(),
+            model_version: &model.manifest().version,
+            inputs: &inputs,
+            outputs: outputs.as_ref().unwrap_or(&Value::Null),
+            latency_ms,
+            status,
+        })
+        .await;
     let inference_log_id = recorded.is_ok().then_some(inference_log_id);
     // A failed prediction drops its charge, which gives the credit back.
     let predictions = outputs?;

@@ -424,7 +424,10 @@ mod tests {
         let appended = log.append(&payloads(0..5), true).expect("append");
         assert_eq!((appended.stored, appended.refused), (3, 2));
         let ends: Vec<Option<u64>> = appended.ends.iter().map(|e| e.map(|p| p.offset)).collect();
-        assert_eq!(ends, vec![Some(one), Some(2 * one), Some(3 * one), None, None]);
+        assert_eq!(
+            ends,
+            vec![Some(one), Some(2 * one), Some(3 * one), None, None]
+        );
         assert!(budget.is_full());
         assert_eq!(log.read(10).expect("read").payloads, payloads(0..3));
     }

@@ -73,11 +73,9 @@ impl Outbox {
     /// The log named `name`, under a cap of its own.
     pub fn log_within(&self, name: &str, budget: Arc<Budget>) -> Result<SegmentLog, OutboxError> {
         let dir = self.dir.join(name);
-        SegmentLog::open(&dir, self.segment_bytes, budget).map_err(|source| {
-            OutboxError::Io {
-                path: dir.display().to_string(),
-                source,
-            }
+        SegmentLog::open(&dir, self.segment_bytes, budget).map_err(|source| OutboxError::Io {
+            path: dir.display().to_string(),
+            source,
         })
     }
 
