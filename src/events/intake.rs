@@ -248,3 +248,49 @@ impl Intake {
         !*overflowing
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::outbox::Budget;
+    use crate::events::record::sample;
+
+    fn journal(dir: &std::path::Path, cap: u64) -> Arc<SegmentLog> {
+        let budget = Arc::new(Budget::unpublished(cap));
+        Arc::new(SegmentLog::open(&dir.join(JOURNAL), 1 << 20, budget).expect("journal"))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_kept_record_is_in_the_journal_before_submit_returns_and_in_order() {
+        let dir = tempfile::tempdir().expect("dir");
+        // No writer reads the queue: what survives is what the journal holds.
+        let (queue, _unread) = mpsc::channel(4);
+        let intake = Intake::start(queue, journal(dir.path(), 1 << 20), Duration::from_secs(60))
+            .expect("start");
+        let submits = (0..64).map(|_| intake.submit(sample(0)));
+        let kept = futures::future::join_all(submits).await;
+        assert!(kept.iter().all(Result::is_ok));
+        assert!(intake.is_overflowing(), "the queue (4) overflowed");
+        // A second reader of the same files, as a restart after kill -9 would be.
+        let reopened = journal(dir.path(), 1 << 20);
+        let batch = reopened.read(1000).expect("read");
+        let seqs: Vec<u64> = batch
+            .payloads
+            .iter()
+            .map(|p| Record::from_json(p).expect("record").seq)
+            .collect();
+        assert_eq!(seqs, (1..=64).collect::<Vec<_>>());
+        intake.close();
+    }
+
+    #[tokio::test]
+    async fn a_record_the_journal_cannot_hold_is_not_kept() {
+        let dir = tempfile::tempdir().expect("dir");
+        let (queue, _unread) = mpsc::channel(4);
+        let intake =
+            Intake::start(queue, journal(dir.path(), 10), Duration::from_secs(60)).expect("start");
+        let refused = intake.submit(sample(0)).await.expect_err("over the cap");
+        assert_eq!(refused.reason, JOURNAL_FULL);
+        intake.close();
+    }
+}
