@@ -78,9 +78,9 @@ catalogue! {
     DEPENDENCY_STATUS: Gauge = "modelgate_dependency_status",
         "Each `dependency`'s status from the background probes: 0 healthy, 1 degraded, 2 unhealthy.";
     EVENTS_ENQUEUED: Counter = "modelgate_events_enqueued_total",
-        "Inference records accepted from predictions (queued, or straight to the outbox).";
+        "Inference records accepted from predictions (put in the journal, or dropped and counted).";
     EVENTS_OVERFLOW: Counter = "modelgate_events_queue_overflow_total",
-        "Inference records that found the queue full and went straight to the outbox (not lost).";
+        "Inference records that found the queue full and waited in the journal only (not lost).";
     EVENTS_WRITTEN: Counter = "modelgate_events_written_total",
         "Inference records a `sink` confirmed on first delivery.";
     EVENTS_OUTBOXED: Counter = "modelgate_events_outboxed_total",
@@ -88,7 +88,7 @@ catalogue! {
     EVENTS_REPLAYED: Counter = "modelgate_events_replayed_total",
         "Inference records a `sink` confirmed when replayed from its outbox.";
     EVENTS_DROPPED: Counter = "modelgate_events_dropped_total",
-        "Inference records lost, by `reason`: outbox_full (at events.outbox_max_bytes), outbox_error.";
+        "Inference records lost, by `reason`: outbox_full (at events.outbox_max_bytes), journal_full (at events.journal_max_bytes), disk_full, outbox_error.";
     USAGE_REJECTED: Counter = "modelgate_usage_rejected_total",
         "Usage reports the remote auth service refused with a 4xx (not retried).";
     EVENTS_CORRUPT: Counter = "modelgate_events_outbox_corrupt_total",
@@ -135,7 +135,10 @@ const KNOWN_SERIES: &[(&str, &[LabelValues])] = &[
     (EVENTS_OVERFLOW, &[]),
     (
         EVENTS_DROPPED,
-        &[("reason", &["outbox_full", "outbox_error"])],
+        &[(
+            "reason",
+            &["outbox_full", "journal_full", "disk_full", "outbox_error"],
+        )],
     ),
     (EVENTS_CORRUPT, &[]),
     (USAGE_REJECTED, &[]),

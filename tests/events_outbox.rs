@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -12,6 +10,7 @@ use support::chaos::{ChaosProxy, Fault};
 use support::events::{log_rows, wait_for_rows};
 use support::metrics::{metric, metrics_at, wait_for_metrics};
 use support::predict::predict_at;
+use support::process::Server;
 use support::{Backend, TestApp, TestDatabase};
 
 const PREDICT: &str = "/api/v1/models/21/predict";
@@ -157,46 +156,14 @@ async fn a_torn_tail_left_by_a_crash_is_skipped_and_the_rest_replayed() {
     app.stop().await;
 }
 
-/// The real binary, serving until killed.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn serve(dir: &std::path::Path, db_url: &str) -> Server {
-    let mut child = support::modelgate_command(dir)
+    let mut command = support::modelgate_command(dir);
+    command
         .env("MODELGATE_DATABASE_URL", db_url)
-        .env("MODELGATE_LISTEN", "127.0.0.1:0")
         .env("MODELGATE_EVENTS_OUTBOX_DIR", dir.join("outbox"))
         .env("MODELGATE_DATABASE_TIMEOUT", "150ms")
-        .env("MODELGATE_BREAKER_COOLDOWN", "300ms")
-        .arg("serve")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn modelgate");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("server printed its address")
-            .expect("line");
-        if let Some(rest) = line.strip_prefix("modelgate is serving on http://") {
-            break rest.trim().to_string();
-        }
-    };
-    Server {
-        child,
-        base: format!("http://{addr}"),
-    }
+        .env("MODELGATE_BREAKER_COOLDOWN", "300ms");
+    Server::serve(command)
 }
 
 // Several threads: the proxy keeps forwarding while this test blocks on the child's output.

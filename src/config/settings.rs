@@ -285,6 +285,13 @@ pub struct EventsConfig {
     pub outbox_max_bytes: u64,
     /// Size at which an outbox segment file is closed and a new one started.
     pub outbox_segment_bytes: u64,
+    /// Most bytes the journal may hold: records not yet handed to every sink or its outbox
+    /// (the writer's backlog); beyond it records are dropped (and counted).
+    pub journal_max_bytes: u64,
+    /// How often the journal is flushed to disk: what a power loss (not a process crash) can
+    /// take of acknowledged records.
+    #[serde(with = "humantime_serde")]
+    pub fsync_interval: Duration,
 }
 
 impl Default for EventsConfig {
@@ -300,6 +307,8 @@ impl Default for EventsConfig {
             outbox_dir: PathBuf::from("data/outbox"),
             outbox_max_bytes: 1024 * 1024 * 1024,
             outbox_segment_bytes: 16 * 1024 * 1024,
+            journal_max_bytes: 1024 * 1024 * 1024,
+            fsync_interval: Duration::from_secs(1),
         }
     }
 }

@@ -162,6 +162,16 @@ impl Config {
                     && self.events.outbox_segment_bytes <= self.events.outbox_max_bytes,
                 "expected a number of bytes from 1 to events.outbox_max_bytes",
             ),
+            (
+                "events.journal_max_bytes",
+                self.events.outbox_segment_bytes <= self.events.journal_max_bytes,
+                "expected a number of bytes of at least events.outbox_segment_bytes",
+            ),
+            (
+                "events.fsync_interval",
+                !self.events.fsync_interval.is_zero(),
+                "expected a duration above zero, such as 1s",
+            ),
         ];
         match checks.into_iter().find(|(_, ok, _)| !ok) {
             Some((key, _, expected)) => Err(ConfigError::invalid(sources.describe(key), expected)),

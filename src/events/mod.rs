@@ -2,8 +2,9 @@
 //! `inference_logs` table, the Redis stream), through a durable outbox when a sink is away.
 //!
 //! ```text
-//! request ─ try_send ─▶ queue ─▶ writer ─┬─▶ lane "database" ─▶ sink | outbox ─▶ drainer ─▶ sink
-//!    └─ (queue full) ─▶ overflow log ─┘  └─▶ lane "stream"   ─▶ sink | outbox ─▶ drainer ─▶ sink
+//! request ─▶ committer ─ write ─▶ journal          (the response waits for this write only)
+//!                └─ try_send ─▶ queue ─▶ writer ─┬─▶ lane "database" ─▶ sink | outbox ─▶ drainer ─▶ sink
+//!      (queue full, restart) journal ─┘          └─▶ lane "stream"   ─▶ sink | outbox ─▶ drainer ─▶ sink
 //! ```
 //! See docs/events.md for the record, the guarantees and the outbox format.
 
@@ -27,6 +28,8 @@ use uuid::Uuid;
 use crate::config::EventsConfig;
 use intake::Intake;
 use outbox::{Batch, Budget, Outbox, OutboxError};
+
+pub use intake::NotKept;
 
 pub use database::DatabaseSink;
 pub use record::{Payload, Record, RecordStatus};
@@ -54,6 +57,12 @@ struct Inner {
     /// Taken by [`Events::start`]: the parts the background tasks own.
     parts: std::sync::Mutex<Option<writer::Writer>>,
     _outbox: Outbox,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.intake.close();
+    }
 }
 
 /// The request path's handle; cheap to clone. Disabled, it records nothing.
@@ -89,7 +98,16 @@ impl Events {
             })
             .collect::<Result<Vec<_>, OutboxError>>()?;
         let (sender, queue) = mpsc::channel(config.queue_capacity.max(1));
-        let intake = Arc::new(Intake::new(sender, Arc::new(outbox.log(intake::OVERFLOW)?)));
+        let io = |source| OutboxError::Io {
+            path: config.outbox_dir.display().to_string(),
+            source,
+        };
+        intake::adopt_overflow_log(&config.outbox_dir).map_err(io)?;
+        let journal = Arc::new(outbox.log_within(
+            intake::JOURNAL,
+            Arc::new(Budget::unpublished(config.journal_max_bytes)),
+        )?);
+        let intake = Intake::start(sender, journal, config.fsync_interval).map_err(io)?;
         let instance = instance_name();
         tracing::info!(%instance, outbox = %config.outbox_dir.display(), pending_bytes = outbox.budget().used(), "inference records on");
         let writer = writer::Writer {
@@ -111,27 +129,32 @@ impl Events {
         })
     }
 
-    /// Records one prediction; never waits (see `intake`).
-    pub fn record(&self, prediction: Prediction) {
+    /// Records one prediction, returning once the record is in the journal (one shared write,
+    /// see `intake`). `Err`: it could not be kept (counted), so its id must not be handed out.
+    /// Records off: `Ok`, nothing recorded.
+    pub async fn record(&self, prediction: Prediction<'_>) -> Result<(), NotKept> {
         let Some(inner) = &self.inner else {
-            return;
+            return Ok(());
         };
         let (inputs, inputs_cut) = Payload::capture(prediction.inputs, inner.max_payload_bytes);
         let (outputs, outputs_cut) = Payload::capture(prediction.outputs, inner.max_payload_bytes);
-        inner.intake.submit(Record {
-            id: prediction.id,
-            instance: inner.instance.clone(),
-            seq: 0,
-            api_key_id: prediction.api_key_id.to_string(),
-            model_id: prediction.model_id.to_string(),
-            model_version: prediction.model_version.to_string(),
-            inputs,
-            outputs,
-            truncated: inputs_cut || outputs_cut,
-            latency_ms: prediction.latency_ms,
-            status: prediction.status,
-            created_at: chrono::Utc::now(),
-        });
+        inner
+            .intake
+            .submit(Record {
+                id: prediction.id,
+                instance: inner.instance.clone(),
+                seq: 0,
+                api_key_id: prediction.api_key_id.to_string(),
+                model_id: prediction.model_id.to_string(),
+                model_version: prediction.model_version.to_string(),
+                inputs,
+                outputs,
+                truncated: inputs_cut || outputs_cut,
+                latency_ms: prediction.latency_ms,
+                status: prediction.status,
+                created_at: chrono::Utc::now(),
+            })
+            .await
     }
 
     /// The outbox's fill, for health; `None` when records are off.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use tokio::sync::Notify;
 
-use super::outbox::SegmentLog;
+use super::outbox::{drop_reason, SegmentLog};
 use super::Record;
 use crate::resilience::{CallError, Dependency};
 
@@ -132,7 +132,7 @@ pub async fn keep(
         }
         Ok(Err(error)) => {
             tracing::error!(sink, %error, dropped = count, "cannot write the outbox: records dropped");
-            metrics::counter!(crate::metrics::EVENTS_DROPPED, "reason" => "outbox_error")
+            metrics::counter!(crate::metrics::EVENTS_DROPPED, "reason" => drop_reason(&error))
                 .increment(count as u64);
             0
         }

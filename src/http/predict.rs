@@ -36,7 +36,10 @@ pub struct PredictResponse {
     metadata: PredictMetadata,
     /// RFC 3339 UTC with milliseconds and `Z`.
     timestamp: String,
-    inference_log_id: Uuid,
+    /// Absent when the record could not be kept (docs/events.md): an id is handed out only
+    /// for a record that is in the journal.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    inference_log_id: Option<Uuid>,
 }
 
 #[derive(Serialize)]
@@ -88,17 +91,22 @@ pub async fn predict(
         Err(err @ PredictError::Invalid(_)) => (Err(err), RecordStatus::ValidationFailed),
         Err(err @ PredictError::Inference(_)) => (Err(err), RecordStatus::InferenceFailed),
     };
-    // Queued (or outboxed) without waiting; the record carries the id the client gets.
-    state.events.record(Prediction {
-        id: inference_log_id,
-        api_key_id: &principal.key_id,
-        model_id: model.id(),
-        model_version: &model.manifest().version,
-        inputs: &inputs,
-        outputs: outputs.as_ref().unwrap_or(&Value::Null),
-        latency_ms,
-        status,
-    });
+    // In the journal (one write shared with concurrent requests) before the answer, so the id
+    // the client gets survives a crash; a record that could not be kept gets no id.
+    let recorded = state
+        .events
+        .record(Prediction {
+            id: inference_log_id,
+            api_key_id: &principal.key_id,
+            model_id: model.id(),
+            model_version: &model.manifest().version,
+            inputs: &inputs,
+            outputs: outputs.as_ref().unwrap_or(&Value::Null),
+            latency_ms,
+            status,
+        })
+        .await;
+    let inference_log_id = recorded.is_ok().then_some(inference_log_id);
     // A failed prediction drops its charge, which gives the credit back.
     let predictions = outputs?;
     let credits_remaining = charge.map(|charge| {

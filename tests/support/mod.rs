@@ -7,6 +7,7 @@ pub mod events;
 pub mod faults;
 pub mod metrics;
 pub mod predict;
+pub mod process;
 pub mod redis_server;
 pub mod wait;
 

@@ -10,18 +10,33 @@ pub struct Budget {
     used: AtomicU64,
     /// A record was refused and no space has been freed or used since: records are being lost.
     full: AtomicBool,
+    /// Whether this is the outbox's budget, shown in the outbox metrics (the journal has its own).
+    published: bool,
 }
 
 impl Budget {
     pub fn new(cap: u64) -> Budget {
+        let budget = Budget::unpublished(cap);
         let budget = Budget {
-            cap,
-            used: AtomicU64::new(0),
-            full: AtomicBool::new(false),
+            published: true,
+            ..budget
         };
         metrics::gauge!(crate::metrics::EVENTS_OUTBOX_MAX_BYTES).set(cap as f64);
         budget.publish();
         budget
+    }
+
+    /// A cap of its own, not in the outbox metrics: the journal's (`events.journal_max_bytes`).
+    /// Its records are copied into a sink's outbox before they leave it, so one shared cap
+    /// would need room for each record twice, and a burst in the journal would take the room
+    /// of records waiting for a sink.
+    pub fn unpublished(cap: u64) -> Budget {
+        Budget {
+            cap,
+            used: AtomicU64::new(0),
+            full: AtomicBool::new(false),
+            published: false,
+        }
     }
 
     /// Takes `bytes` of the cap, or refuses (and is then full).
@@ -66,6 +81,9 @@ impl Budget {
     }
 
     fn publish(&self) {
+        if !self.published {
+            return;
+        }
         metrics::gauge!(crate::metrics::EVENTS_OUTBOX_BYTES).set(self.used() as f64);
     }
 }

@@ -30,6 +30,8 @@ pub struct Appended {
     pub stored: usize,
     /// Refused because the outbox is at its cap.
     pub refused: usize,
+    /// Per record given, in order: where the log ends after it, or `None` if it was refused.
+    pub ends: Vec<Option<Position>>,
 }
 
 /// Records read from the log, and where the reader stands after them.
@@ -46,6 +48,10 @@ struct State {
     segments: BTreeMap<u64, u64>,
     /// The segment being appended to (the last one), opened lazily.
     active: Option<(u64, File)>,
+    /// Written without `sync` since the last [`SegmentLog::sync`]: the active segment, and
+    /// segments closed since.
+    dirty: bool,
+    closed_unsynced: Vec<File>,
     cursor: Position,
 }
 
@@ -90,6 +96,8 @@ impl SegmentLog {
             state: Mutex::new(State {
                 segments,
                 active: None,
+                dirty: false,
+                closed_unsynced: Vec::new(),
                 cursor,
             }),
         })
@@ -116,6 +124,7 @@ impl SegmentLog {
                 let len = frame::framed_len(payload);
                 if !self.budget.try_reserve(len) {
                     appended.refused += 1;
+                    appended.ends.push(None);
                     continue;
                 }
                 let active_size = state
@@ -125,7 +134,11 @@ impl SegmentLog {
                 if active_size.is_some_and(|size| size + pending.len() as u64 >= self.segment_bytes)
                 {
                     unsynced.extend(self.write_active(&mut state, &mut pending, sync)?);
-                    state.active = None;
+                    if let Some((_, file)) = state.active.take() {
+                        if !sync && std::mem::take(&mut state.dirty) {
+                            state.closed_unsynced.push(file);
+                        }
+                    }
                 }
                 if state.active.is_none() {
                     let id = state.segments.keys().next_back().map_or(0, |last| last + 1);
@@ -139,6 +152,13 @@ impl SegmentLog {
                 }
                 frame::encode(payload, &mut pending);
                 appended.stored += 1;
+                if let Some((id, _)) = &state.active {
+                    let size = state.segments.get(id).copied().unwrap_or(0);
+                    appended.ends.push(Some(Position {
+                        segment: *id,
+                        offset: size + pending.len() as u64,
+                    }));
+                }
             }
             unsynced.extend(self.write_active(&mut state, &mut pending, sync)?);
         }
@@ -161,7 +181,10 @@ impl SegmentLog {
         }
         let bytes = pending.len() as u64;
         let State {
-            segments, active, ..
+            segments,
+            active,
+            dirty,
+            ..
         } = state;
         let Some((id, file)) = active.as_mut() else {
             return Ok(None);
@@ -174,6 +197,7 @@ impl SegmentLog {
         match written {
             Ok(unsynced) => {
                 segments.insert(*id, size + bytes);
+                *dirty |= !sync;
                 Ok(unsynced)
             }
             Err(err) => {
@@ -186,6 +210,25 @@ impl SegmentLog {
                 Err(err)
             }
         }
+    }
+
+    /// Flushes to disk what was appended without `sync` (on an interval, for logs whose appends
+    /// must not wait for the disk).
+    pub fn sync(&self) -> io::Result<()> {
+        let files = {
+            let mut state = self.lock();
+            let mut files = std::mem::take(&mut state.closed_unsynced);
+            if std::mem::take(&mut state.dirty) {
+                if let Some((_, file)) = &state.active {
+                    files.push(file.try_clone()?);
+                }
+            }
+            files
+        };
+        for file in files {
+            file.sync_data()?;
+        }
+        Ok(())
     }
 
     /// True when every record appended has been confirmed by [`SegmentLog::commit`].
@@ -379,12 +422,11 @@ mod tests {
         let one = frame::framed_len(b"record-0");
         let (log, budget) = log(dir.path(), 1 << 20, one * 3);
         let appended = log.append(&payloads(0..5), true).expect("append");
+        assert_eq!((appended.stored, appended.refused), (3, 2));
+        let ends: Vec<Option<u64>> = appended.ends.iter().map(|e| e.map(|p| p.offset)).collect();
         assert_eq!(
-            appended,
-            Appended {
-                stored: 3,
-                refused: 2
-            }
+            ends,
+            vec![Some(one), Some(2 * one), Some(3 * one), None, None]
         );
         assert!(budget.is_full());
         assert_eq!(log.read(10).expect("read").payloads, payloads(0..3));

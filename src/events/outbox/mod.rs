@@ -67,17 +67,30 @@ impl Outbox {
 
     /// The log named `name` (a sub-folder), with what it already holds counted against the cap.
     pub fn log(&self, name: &str) -> Result<SegmentLog, OutboxError> {
+        self.log_within(name, self.budget.clone())
+    }
+
+    /// The log named `name`, under a cap of its own.
+    pub fn log_within(&self, name: &str, budget: Arc<Budget>) -> Result<SegmentLog, OutboxError> {
         let dir = self.dir.join(name);
-        SegmentLog::open(&dir, self.segment_bytes, self.budget.clone()).map_err(|source| {
-            OutboxError::Io {
-                path: dir.display().to_string(),
-                source,
-            }
+        SegmentLog::open(&dir, self.segment_bytes, budget).map_err(|source| OutboxError::Io {
+            path: dir.display().to_string(),
+            source,
         })
     }
 
     pub fn budget(&self) -> &Arc<Budget> {
         &self.budget
+    }
+}
+
+/// The `reason` under which records lost to `error` are counted
+/// (`modelgate_events_dropped_total`): a full disk is told apart from other failures, since
+/// it needs a different fix.
+pub fn drop_reason(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => "disk_full",
+        _ => "outbox_error",
     }
 }
 
