@@ -1,10 +1,10 @@
 //! Limits on a request's target and headers, checked by the app so that a request over them
 //! gets a problem+json answer with a code.
 //!
-//! hyper enforces limits of its own while parsing (a target of 64 KiB, about 400 KiB of
-//! headers or more than 100 of them over HTTP/1.1, 16 KiB of headers over HTTP/2) and answers
-//! those with an empty 414 or 431 written before the app runs. Ours are lower, so hyper's
-//! empty answers remain only for requests far beyond anything a client of this API sends.
+//! hyper enforces limits of its own while parsing HTTP/1.1 (a target of 64 KiB, about 400 KiB
+//! of headers, 100 header fields) and answers those with an empty 414 or 431 written before the
+//! app runs. Ours are lower, so hyper's empty answers remain only for requests far beyond
+//! anything a client of this API sends.
 
 use axum::extract::Request;
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -16,8 +16,9 @@ use super::problem::{ApiError, ErrorCode};
 /// Longest request target (path and query) served: 8 KiB, the common proxy default.
 pub const MAX_URI_BYTES: usize = 8 * 1024;
 
-/// Most header bytes served (each field's name and value plus `: ` and CRLF): 16 KiB, the
-/// HTTP/2 limit hyper sets, so that both protocols accept the same requests.
+/// Most header bytes served (each field's name and value plus `: ` and CRLF): 16 KiB, also
+/// hyper's default for HTTP/2, should that protocol be served one day, so that both would
+/// accept the same requests.
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 
 fn target_len(uri: &Uri) -> usize {
