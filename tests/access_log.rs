@@ -267,3 +267,42 @@ fn an_unknown_access_setting_exits_2_naming_it() {
         "{err}"
     );
 }
+
+/// Long unauthenticated paths (up to the 8 KiB target limit, and past it) and a 1 MB body
+/// that fails: no log line repeats them, at any level.
+#[test]
+fn no_line_repeats_a_long_path_or_body() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (_, key) = create_key(dir.path());
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("MODELGATE_LOG_ACCESS", "all"),
+            ("MODELGATE_LOG_FILTER", "trace"),
+        ],
+    );
+    let auth = bearer(&key);
+    let long = "a".repeat(8 * 1024 - 100);
+    let unauthenticated = server.send("GET", &format!("/api/v1/{long}"), &[]);
+    assert_eq!(unauthenticated.0, 401, "{}", unauthenticated.1);
+    let unknown_model = server.send(
+        "POST",
+        &format!("/api/v1/models/{long}/predict"),
+        &[("Authorization", &auth)],
+    );
+    assert_eq!(unknown_model.0, 404, "{}", unknown_model.1);
+    assert!(unknown_model.1.len() < 2_000, "{}", unknown_model.1.len());
+    let too_long = server.send("GET", &format!("/{}", "b".repeat(60_000)), &[]);
+    assert_eq!(too_long.0, 414, "{}", too_long.1);
+
+    let log = server.stop();
+    assert_eq!(access_lines(&log).len(), 3, "{log}");
+    for line in log.lines() {
+        assert!(
+            line.len() < 1_000 && !line.contains("aaaaaaaaaaaaaaaaaaaa"),
+            "a {}-byte line: {}",
+            line.len(),
+            &line[..line.len().min(300)]
+        );
+    }
+}

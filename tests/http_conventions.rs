@@ -709,3 +709,118 @@ async fn rate_limit_fields_of_the_current_draft_sit_beside_the_trio() {
     assert!(refused.headers().get("ratelimit-policy").is_some());
     app.stop().await;
 }
+
+/// Our own limits answer in problem+json, before authentication, with the request's id.
+#[tokio::test]
+async fn a_long_target_or_large_headers_are_problems_not_empty_answers() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let long = format!("/api/v1/models/{}/info", "a".repeat(9 * 1024));
+    let response = app.get(&long, None).await;
+    assert_eq!(response.status(), 414);
+    assert!(header(response.headers(), "x-request-id").is_some());
+    let body = problem(response).await;
+    assert_eq!(body["code"], "uri_too_long", "{body}");
+
+    let padding = "v".repeat(17 * 1024);
+    let response = app
+        .client
+        .get(app.url("/health"))
+        .header("x-padding", &padding)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 431);
+    assert_eq!(problem(response).await["code"], "headers_too_large");
+
+    // Just under both limits: served as usual.
+    let response = app
+        .client
+        .get(app.url(&format!("/health?{}", "q".repeat(8 * 1024 - 10))))
+        .header("x-padding", &padding[..15 * 1024])
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(response.status(), 200);
+    app.stop().await;
+}
+
+/// Requests hyper refuses while parsing never reach the app: empty answers, as docs/api.md
+/// ("Errors before the app") says. Pinned here so that the documentation stays true.
+#[tokio::test]
+async fn requests_hyper_cannot_parse_get_its_empty_400() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let heads: [&[u8]; 2] = [
+        b"GET /api/v1/models/\xff/info HTTP/1.1\r\nHost: t\r\n\r\n",
+        b"POST /api/v1/outcomes HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n{}",
+    ];
+    for head in heads {
+        let mut stream = tokio::net::TcpStream::connect(app.addr)
+            .await
+            .expect("connect");
+        stream.write_all(head).await.expect("send");
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+            .await
+            .expect("hyper closes the connection")
+            .expect("read");
+        let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+        assert!(answer.starts_with("http/1.1 400"), "{answer}");
+        assert!(answer.contains("content-length: 0"), "{answer}");
+    }
+    app.stop().await;
+}
+
+/// A failing request repeats its input only in part: a 900 KB scope name, a 7 KB model id.
+#[tokio::test]
+async fn problems_do_not_echo_large_input() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let admin = app.key(&[Scope::Admin]).await;
+    let huge = "x".repeat(900 * 1024);
+    let response = app
+        .post_json(
+            "/api/v1/keys",
+            &admin,
+            &json!({"name": "n", "scopes": [huge]}),
+        )
+        .await;
+    assert_eq!(response.status(), 422);
+    let text = response.text().await.expect("body");
+    assert!(text.len() < 2_000, "a {}-byte problem", text.len());
+    let body: Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(body["code"], "validation_failed");
+    let message = body["errors"][0]["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("unknown scope") && message.ends_with('…'),
+        "{message}"
+    );
+
+    let response = app
+        .post_json(
+            "/api/v1/keys",
+            &admin,
+            &json!({"name": "n", huge.as_str(): 1}),
+        )
+        .await;
+    assert_eq!(response.status(), 422);
+    assert!(response.text().await.expect("body").len() < 2_000);
+
+    let key = app.predict_key().await;
+    let id = "m".repeat(7 * 1024);
+    let response = app
+        .post_json(
+            &format!("/api/v1/models/{id}/predict"),
+            &key,
+            &json!({"inputs": {}}),
+        )
+        .await;
+    assert_eq!(response.status(), 404);
+    let body = problem(response).await;
+    let detail = body["detail"].as_str().expect("detail");
+    assert!(detail.len() < 400, "{detail}");
+    assert!(
+        detail.ends_with("GET /api/v1/models lists them."),
+        "{detail}"
+    );
+    app.stop().await;
+}

@@ -61,10 +61,14 @@ error_codes! {
     UnreadableBody => "unreadable_body",
     /// 413: the body (decoded, when compressed) is larger than `http.body_limit_bytes`.
     PayloadTooLarge => "payload_too_large",
+    /// 414: the request target (path and query) is longer than 8 KiB.
+    UriTooLong => "uri_too_long",
     /// 415: the body is not declared `application/json`.
     UnsupportedMediaType => "unsupported_media_type",
     /// 415: the body's `Content-Encoding` is not gzip, deflate, br or identity.
     UnsupportedContentEncoding => "unsupported_content_encoding",
+    /// 431: the request's headers add up to more than 16 KiB.
+    HeadersTooLarge => "headers_too_large",
     /// 422: the body is not JSON.
     InvalidJson => "invalid_json",
     /// 422: the body is JSON but a field is missing or wrong; `errors` names each.

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::json::JsonBody;
 use super::path_id::PathId;
-use super::problem::{ApiError, ErrorCode};
+use super::problem::{quoted, ApiError, ErrorCode};
 use super::{whole_number, AppState};
 use crate::auth::{prepare_key, secret, NewKey, RateLimit, Scope, MAX_CREDITS};
 use crate::models::FieldError;
@@ -137,7 +137,8 @@ pub async fn topup(
             ErrorCode::PrepaidKeyNotFound,
             "Prepaid key not found",
             format!(
-                "There is no prepaid key {id:?}; keys are made prepaid when created with credits."
+                "There is no prepaid key {}; keys are made prepaid when created with credits.",
+                quoted(&id)
             ),
         )),
     }
@@ -152,7 +153,7 @@ pub async fn revoke(
             StatusCode::NOT_FOUND,
             ErrorCode::KeyNotFound,
             "Key not found",
-            format!("There is no key {id:?}."),
+            format!("There is no key {}.", quoted(&id)),
         )),
         Revocation::Revoked { .. } | Revocation::AlreadyRevoked { .. } => {
             tracing::info!(key_id = %id, "key revoked");

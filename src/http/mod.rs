@@ -12,6 +12,7 @@ mod error_code;
 mod health;
 mod json;
 mod keys;
+mod limits;
 mod models;
 mod outcomes;
 mod path_id;
@@ -202,6 +203,7 @@ pub fn router(state: AppState) -> Router {
         .layer(compression::layer())
         .layer(from_fn(caching::middleware))
         .layer(from_fn_with_state(state.clone(), authn::authenticate))
+        .layer(from_fn(limits::middleware))
         .layer(from_fn_with_state(state.clone(), record_metrics))
         .layer(from_fn_with_state(state.clone(), with_deadline))
         .layer(DefaultBodyLimit::max(body_limit))

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::json::JsonBody;
 use super::path_id::PathId;
-use super::problem::{ApiError, ErrorCode};
+use super::problem::{quoted, ApiError, ErrorCode};
 use super::AppState;
 use crate::auth::Principal;
 use crate::events::{Prediction, RecordStatus};
@@ -58,7 +58,10 @@ pub fn model_not_found(id: &str) -> ApiError {
         StatusCode::NOT_FOUND,
         ErrorCode::ModelNotFound,
         "Model not found",
-        format!("There is no model {id:?}; GET /api/v1/models lists them."),
+        format!(
+            "There is no model {}; GET /api/v1/models lists them.",
+            quoted(id)
+        ),
     )
 }
 

@@ -16,6 +16,34 @@ use crate::models::{FieldError, PredictError};
 /// Seconds a client should wait before retrying when a dependency cannot answer.
 const RETRY_AFTER_SECS: &str = "5";
 
+/// Most characters of one piece of client input a problem repeats (an id, a field's name, a
+/// parser's message quoting the body): enough to recognise it, never the whole of a 1 MB body.
+const ECHO_CHARS: usize = 200;
+
+/// Most characters of a `detail`, whatever it quotes: a net under [`ECHO_CHARS`] for text that
+/// embeds input without going through [`clip`] (a validation detail names a field and its
+/// message; our own sentences are far shorter).
+const DETAIL_CHARS: usize = 500;
+
+/// `text` cut to `limit` characters, `…` marking the cut.
+fn clip_to(text: String, limit: usize) -> String {
+    match text.char_indices().nth(limit) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text,
+    }
+}
+
+/// Client input as a problem may repeat it: at most [`ECHO_CHARS`] characters.
+pub fn clip(text: impl Into<String>) -> String {
+    clip_to(text.into(), ECHO_CHARS)
+}
+
+/// Client input quoted (`"id"`, escaped as in Rust's `{:?}`) and clipped, for details such as
+/// "There is no model "…"".
+pub fn quoted(text: &str) -> String {
+    format!("{:?}", clip(text))
+}
+
 /// Whole seconds, rounded up: for headers that tell a client how long to wait.
 pub fn seconds_rounded_up(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros().div_ceil(1_000_000)).unwrap_or(u64::MAX)
@@ -56,7 +84,7 @@ impl ApiError {
             status,
             code,
             title,
-            detail: detail.into(),
+            detail: clip_to(detail.into(), DETAIL_CHARS),
             errors: Vec::new(),
             headers: Vec::new(),
         }
@@ -67,8 +95,16 @@ impl ApiError {
         self
     }
 
-    /// 422 listing each wrong field.
+    /// 422 listing each wrong field. Names and messages may quote the body (an unknown field,
+    /// a value that does not parse), so each is clipped.
     pub fn validation(errors: Vec<FieldError>) -> Self {
+        let errors: Vec<FieldError> = errors
+            .into_iter()
+            .map(|e| FieldError {
+                field: clip(e.field),
+                message: clip(e.message),
+            })
+            .collect();
         let detail = match errors.as_slice() {
             [one] => format!("{} {}.", one.field, one.message),
             many => format!("{} fields are invalid; see errors.", many.len()),
@@ -230,6 +266,31 @@ mod tests {
             text,
             r#"{"type":"urn:modelgate:problem:validation_failed","title":"Request validation failed","status":422,"detail":"inputs.title expected a string.","code":"validation_failed","request_id":"req-1","errors":[{"field":"inputs.title","message":"expected a string"}]}"#
         );
+    }
+
+    #[test]
+    fn echoed_input_is_clipped_at_a_character_boundary() {
+        let long = "é".repeat(ECHO_CHARS + 50);
+        let clipped = clip(long.as_str());
+        assert_eq!(clipped.chars().count(), ECHO_CHARS + 1);
+        assert!(clipped.ends_with('…'));
+        assert_eq!(clip("short"), "short");
+        assert_eq!(quoted("a\"b"), r#""a\"b""#);
+        let quoted_long = quoted(&"x".repeat(10_000));
+        assert!(quoted_long.len() < ECHO_CHARS + 10, "{quoted_long}");
+    }
+
+    #[test]
+    fn details_and_field_errors_never_repeat_a_whole_body() {
+        let body = "x".repeat(1 << 20);
+        let error = ApiError::not_found(format!("There is no {body}."));
+        assert!(error.detail.chars().count() <= DETAIL_CHARS + 1);
+        let error = ApiError::validation(vec![FieldError {
+            field: body.clone(),
+            message: body.clone(),
+        }]);
+        let text = serde_json::to_string(&error.body("r")).expect("serializes");
+        assert!(text.len() < 2_000, "{} bytes", text.len());
     }
 
     #[test]

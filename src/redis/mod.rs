@@ -58,10 +58,15 @@ impl Redis {
         breaker: BreakerConfig,
     ) -> Result<Redis, ClientError> {
         let client = tls::client(config, url)?;
+        // One attempt per connection, no retries inside the client: its retries (seconds of
+        // backoff) made a refused password look like "did not answer within 25ms" until they
+        // ran out. A failed attempt fails the calls waiting on it with its real cause (e.g.
+        // authentication failed), and the next call starts a new one; our breaker and the
+        // health probe already pace those calls while Redis is down.
         let manager_config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(config.connect_timeout))
             .set_response_timeout(Some(config.write_timeout))
-            .set_max_delay(Duration::from_secs(2));
+            .set_number_of_retries(0);
         let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
             .map_err(|e| ClientError::Url(format!("{:?}", e.kind())))?;
         Ok(Redis {
