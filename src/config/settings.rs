@@ -280,6 +280,12 @@ pub struct EventsConfig {
     pub outbox_max_bytes: u64,
     /// Size at which an outbox segment file is closed and a new one started.
     pub outbox_segment_bytes: u64,
+    /// How long `inference_logs` rows are kept; zero keeps them forever.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// How often rows older than `retention` are pruned (in small batches).
+    #[serde(with = "humantime_serde")]
+    pub prune_interval: Duration,
 }
 
 impl Default for EventsConfig {
@@ -295,6 +301,8 @@ impl Default for EventsConfig {
             outbox_dir: PathBuf::from("data/outbox"),
             outbox_max_bytes: 1024 * 1024 * 1024,
             outbox_segment_bytes: 16 * 1024 * 1024,
+            retention: Duration::from_secs(30 * 24 * 3600),
+            prune_interval: Duration::from_secs(60),
         }
     }
 }

@@ -132,7 +132,8 @@ pub async fn keep(
         }
         Ok(Err(error)) => {
             tracing::error!(sink, %error, dropped = count, "cannot write the outbox: records dropped");
-            metrics::counter!(crate::metrics::EVENTS_DROPPED, "reason" => "outbox_error")
+            let reason = super::outbox::drop_reason(&error);
+            metrics::counter!(crate::metrics::EVENTS_DROPPED, "reason" => reason)
                 .increment(count as u64);
             0
         }

@@ -60,7 +60,7 @@ fn insert_sql(backend: Backend, rows: usize) -> Cow<'static, str> {
         format!(
             "INSERT INTO inference_logs (id, instance, seq, api_key_id, model_id, \
              model_version, inputs, outputs, truncated, latency_ms, status, created_at) \
-             VALUES {} ON CONFLICT (id) DO NOTHING",
+             VALUES {} ON CONFLICT DO NOTHING",
             placeholders(backend, rows)
         )
     };
