@@ -2,8 +2,9 @@
 //! whole day at once (no row-by-row `DELETE`, no bloat, no vacuum debt).
 //!
 //! The portable migrations create a plain table on both engines; [`partition`] converts it on
-//! PostgreSQL at startup, without copying: the existing table becomes the partition
-//! `inference_logs_before_<day>` holding everything before tomorrow, day partitions follow, and
+//! PostgreSQL at startup, without copying: the existing rows' table becomes the partition
+//! `inference_logs_before_<day>` (everything before the day after its newest row; an empty
+//! table is simply replaced), day partitions follow, and
 //! a DEFAULT partition catches rows outside every day (a clock far off) so that an insert
 //! never fails for want of a partition. The primary key becomes `(id, created_at)` (a
 //! partitioned table's keys must include the partition column); a replayed record carries its
@@ -30,33 +31,72 @@ pub(super) async fn partition(store: &Store) -> Result<(), StoreError> {
         .as_deref()
         == Some("r")
     {
-        let tomorrow = day_start(today().checked_add_days(Days::new(1)).unwrap_or(today()));
-        let before = format!("{BEFORE_PREFIX}{}", tomorrow.format("%Y%m%d"));
-        for statement in [
-            format!("ALTER TABLE inference_logs RENAME TO {before}"),
-            // Index and constraint names are per schema: free them for the new table.
-            format!("ALTER INDEX inference_logs_instance_seq RENAME TO {before}_instance_seq"),
-            format!("ALTER INDEX inference_logs_created_at RENAME TO {before}_created_at"),
-            format!("ALTER TABLE {before} RENAME CONSTRAINT inference_logs_pkey TO {before}_pkey"),
-            "CREATE TABLE inference_logs (LIKE ".to_string()
-                + &before
-                + " INCLUDING DEFAULTS, PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at)",
-            "CREATE INDEX inference_logs_instance_seq ON inference_logs (instance, seq)".into(),
-            format!(
-                "ALTER TABLE inference_logs ATTACH PARTITION {before} FOR VALUES FROM (MINVALUE) TO ({})",
-                millis(tomorrow)
-            ),
-            "CREATE TABLE inference_logs_default PARTITION OF inference_logs DEFAULT".into(),
-        ] {
-            sqlx::query(&statement).execute(&mut *transaction).await?;
-        }
-        tracing::info!(
-            partition = before,
-            "inference_logs is now partitioned by day; existing rows stay in one partition"
-        );
+        convert(&mut transaction).await?;
     }
     ensure_days(&mut transaction).await?;
     transaction.commit().await?;
+    Ok(())
+}
+
+/// The plain table's rows stay where they are: the table becomes the partition of everything
+/// before the day after its newest row (or goes, when empty).
+async fn convert(connection: &mut AnyConnection) -> Result<(), StoreError> {
+    const OLD: &str = "inference_logs_unpartitioned";
+    for statement in [
+        format!("ALTER TABLE inference_logs RENAME TO {OLD}"),
+        // Index and constraint names are per schema: free them for the new table.
+        format!("ALTER INDEX inference_logs_instance_seq RENAME TO {OLD}_instance_seq"),
+        format!("ALTER INDEX inference_logs_created_at RENAME TO {OLD}_created_at"),
+        format!("ALTER TABLE {OLD} RENAME CONSTRAINT inference_logs_pkey TO {OLD}_pkey"),
+        format!(
+            "CREATE TABLE inference_logs (LIKE {OLD} INCLUDING DEFAULTS, \
+             PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at)"
+        ),
+        "CREATE INDEX inference_logs_instance_seq ON inference_logs (instance, seq)".into(),
+    ] {
+        sqlx::query(&statement).execute(&mut *connection).await?;
+    }
+    let newest: Option<i64> = sqlx::query(&format!("SELECT MAX(created_at) FROM {OLD}"))
+        .fetch_one(&mut *connection)
+        .await?
+        .try_get(0)?;
+    let newest_day = newest
+        .and_then(DateTime::from_timestamp_millis)
+        .map(|at| at.date_naive());
+    match newest_day.and_then(|day| day.checked_add_days(Days::new(1))) {
+        None => {
+            sqlx::query(&format!("DROP TABLE {OLD}"))
+                .execute(&mut *connection)
+                .await?;
+        }
+        Some(until) => {
+            let before = format!("{BEFORE_PREFIX}{}", until.format("%Y%m%d"));
+            for statement in [
+                format!("ALTER TABLE {OLD} RENAME TO {before}"),
+                // A partition's key is its table's: (id, created_at). Rebuilding it reads the
+                // table once, the conversion's one cost proportional to its size.
+                format!(
+                    "ALTER TABLE {before} DROP CONSTRAINT {OLD}_pkey, \
+                     ADD PRIMARY KEY (id, created_at)"
+                ),
+                format!(
+                    "ALTER TABLE inference_logs ATTACH PARTITION {before} \
+                     FOR VALUES FROM (MINVALUE) TO ({})",
+                    millis(day_start(until))
+                ),
+            ] {
+                sqlx::query(&statement).execute(&mut *connection).await?;
+            }
+            tracing::info!(
+                partition = before,
+                "inference_logs is now partitioned by day; its existing rows stay in one \
+                 partition, dropped once they are all past events.retention"
+            );
+        }
+    }
+    sqlx::query("CREATE TABLE inference_logs_default PARTITION OF inference_logs DEFAULT")
+        .execute(&mut *connection)
+        .await?;
     Ok(())
 }
 
