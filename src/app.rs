@@ -10,13 +10,13 @@ use crate::auth::{revocation, Authenticator, CacheSecret, RemoteAuth, SharedTier
 use crate::config::{Config, ConfigError};
 use crate::events::outbox::OutboxError;
 use crate::events::{DatabaseSink, Events, Sink, StreamSink, UsageSink};
-use crate::health::{self, Check, Health, Probe};
+use crate::health::{self, Check, DiskWatch, Health, Probe};
 use crate::http::{self, AppState, Lifecycle};
 use crate::models::{LoadError, ModelRegistry};
 use crate::ratelimit::RateLimiter;
 use crate::redis::{ClientError, Redis};
 use crate::resilience::Dependency;
-use crate::store::{GuardedStore, StoreError};
+use crate::store::{self, GuardedStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -144,6 +144,13 @@ impl App {
             &state.config.alerts,
             state.config.listen.to_string(),
         ));
+        if state.config.events.enabled {
+            background.push(store::spawn_pruner(
+                state.store.clone(),
+                state.config.events.retention,
+                state.config.events.prune_interval,
+            ));
+        }
         let events = state.events.start();
         let grace = state.config.shutdown_grace;
         let lifecycle = state.lifecycle.clone();
@@ -264,14 +271,26 @@ fn health_checks(
         )),
         None => disabled.push("auth_service"),
     }
-    if let Some(budget) = events.outbox_budget() {
+    let outbox = events.outbox_budget();
+    if let Some(budget) = &outbox {
         checks.push(Check::new(
             "outbox",
             false,
             "outbox full: records are being dropped",
-            Probe::Outbox(budget),
+            Probe::Outbox(budget.clone()),
         ));
     }
+    checks.push(Check::new(
+        "disk",
+        false,
+        "inference records wait in the outbox while the database's disk is full, and are \
+         dropped (counted in modelgate_events_dropped_total{reason=\"disk_full\"}) once the \
+         outbox's disk is full too; predictions are still answered",
+        Probe::Disk(Box::new(DiskWatch::new(
+            store.clone(),
+            outbox.map(|budget| (config.events.outbox_dir.clone(), budget)),
+        ))),
+    ));
     Health::new(checks, disabled)
 }
 

@@ -97,6 +97,12 @@ catalogue! {
         "Bytes of inference records waiting in the outbox.";
     EVENTS_OUTBOX_MAX_BYTES: Gauge in Bytes = "modelgate_events_outbox_max_bytes",
         "events.outbox_max_bytes, so that alerts can compare the outbox's fill with its cap.";
+    EVENTS_PRUNED: Counter = "modelgate_events_pruned_total",
+        "Inference log rows removed because they were older than events.retention.";
+    EVENTS_TABLE_BYTES: Gauge in Bytes = "modelgate_events_table_bytes",
+        "Bytes the inference log takes in the database (PostgreSQL: table, partitions, indexes; SQLite: the file's pages in use).";
+    DISK_FREE_BYTES: Gauge in Bytes = "modelgate_disk_free_bytes",
+        "Free bytes (for unprivileged writers) on the disk of each `volume`: database (SQLite) and outbox.";
     EVENTS_QUEUE_DEPTH: Gauge = "modelgate_events_queue_depth",
         "Inference records waiting in memory (sampled after each batch).";
     LOG_LINES_DROPPED: Counter = "modelgate_log_lines_dropped_total",
@@ -141,6 +147,7 @@ const KNOWN_SERIES: &[(&str, &[LabelValues])] = &[
         )],
     ),
     (EVENTS_CORRUPT, &[]),
+    (EVENTS_PRUNED, &[]),
     (USAGE_REJECTED, &[]),
 ];
 

@@ -292,6 +292,12 @@ pub struct EventsConfig {
     /// take of acknowledged records.
     #[serde(with = "humantime_serde")]
     pub fsync_interval: Duration,
+    /// How long `inference_logs` rows are kept; zero keeps them forever.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+    /// How often rows older than `retention` are pruned (in small batches).
+    #[serde(with = "humantime_serde")]
+    pub prune_interval: Duration,
 }
 
 impl Default for EventsConfig {
@@ -309,6 +315,8 @@ impl Default for EventsConfig {
             outbox_segment_bytes: 16 * 1024 * 1024,
             journal_max_bytes: 1024 * 1024 * 1024,
             fsync_interval: Duration::from_secs(1),
+            retention: Duration::from_secs(30 * 24 * 3600),
+            prune_interval: Duration::from_secs(60),
         }
     }
 }

@@ -10,6 +10,9 @@ use super::{redis_url, Config, ConfigError};
 const MAX_EVENTS_BATCH: usize = 2000;
 /// Largest payload kept: a record (two payloads) must fit an outbox frame (64 MiB).
 const MAX_EVENTS_PAYLOAD: usize = 16 * 1024 * 1024;
+/// PostgreSQL keeps records in day partitions; a window under an hour is a typo, not a policy.
+const MIN_RETENTION: Duration = Duration::from_secs(3600);
+const MIN_PRUNE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Shortest `auth.cache_secret`: 32 characters of `openssl rand -hex 32` carry 128 bits.
 const MIN_CACHE_SECRET_CHARS: usize = 32;
@@ -171,6 +174,16 @@ impl Config {
                 "events.fsync_interval",
                 !self.events.fsync_interval.is_zero(),
                 "expected a duration above zero, such as 1s",
+            ),
+            (
+                "events.retention",
+                self.events.retention.is_zero() || self.events.retention >= MIN_RETENTION,
+                "expected 0 (keep forever) or a duration of at least 1h, such as 30d",
+            ),
+            (
+                "events.prune_interval",
+                self.events.prune_interval >= MIN_PRUNE_INTERVAL,
+                "expected a duration of at least 1s, such as 1m",
             ),
         ];
         match checks.into_iter().find(|(_, ok, _)| !ok) {

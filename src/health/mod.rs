@@ -4,6 +4,7 @@
 
 mod alerts;
 mod check;
+mod disk;
 mod probe;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use tokio::task::JoinHandle;
 
 pub use alerts::spawn as spawn_alerts;
 pub use check::{Check, CheckReport};
+pub use disk::DiskWatch;
 pub use probe::Probe;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

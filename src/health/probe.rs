@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use super::disk::DiskWatch;
 use crate::auth::RemoteAuth;
 use crate::events::outbox::Budget;
 use crate::models::ModelRegistry;
@@ -19,6 +20,9 @@ pub enum Probe {
     Models(ModelRegistry),
     /// The events outbox's fill, from memory: down while records are being dropped.
     Outbox(Arc<Budget>),
+    /// Free space where records are written, and whether the database refused them for lack
+    /// of it (from memory and `statvfs`).
+    Disk(Box<DiskWatch>),
 }
 
 /// A probe's answer.
@@ -45,7 +49,7 @@ impl Probe {
             Probe::Database(store) => Some(store.dependency()),
             Probe::Redis(redis) => Some(redis.dependency()),
             Probe::AuthService(remote) => Some(remote.dependency()),
-            Probe::Models(_) | Probe::Outbox(_) => None,
+            Probe::Models(_) | Probe::Outbox(_) | Probe::Disk(_) => None,
         }
     }
 
@@ -62,6 +66,10 @@ impl Probe {
                 budget.cap()
             ))),
             Probe::Outbox(_) => Some(Outcome::Up),
+            Probe::Disk(disk) => Some(match disk.check() {
+                Ok(()) => Outcome::Up,
+                Err(error) => Outcome::Down(error),
+            }),
             _ => None,
         }
     }
@@ -74,7 +82,7 @@ impl Probe {
             Probe::Database(store) => store.ping().await.into(),
             Probe::Redis(redis) => redis.ping().await.into(),
             Probe::AuthService(remote) => remote.probe().await.into(),
-            Probe::Models(_) | Probe::Outbox(_) => Outcome::NotTried,
+            Probe::Models(_) | Probe::Outbox(_) | Probe::Disk(_) => Outcome::NotTried,
         }
     }
 }

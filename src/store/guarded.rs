@@ -48,6 +48,21 @@ impl GuardedStore {
         self.store.backend()
     }
 
+    /// The raw store, for this module's own background tasks (which guard their calls).
+    pub(super) fn raw(&self) -> &Store {
+        &self.store
+    }
+
+    /// Where an SQLite store keeps its file; `None` for a server.
+    pub fn sqlite_file(&self) -> Option<&std::path::Path> {
+        self.store.sqlite_file()
+    }
+
+    /// Whether the last inference-log write was refused for want of disk space.
+    pub fn disk_full(&self) -> bool {
+        self.store.disk_full.is_full()
+    }
+
     pub async fn close(&self) {
         self.store.close().await;
     }
@@ -115,6 +130,8 @@ impl GuardedStore {
         &self,
         rows: &[InferenceLogRow<'_>],
     ) -> Result<(), StoreError> {
-        self.store.insert_inference_logs(rows).await
+        let result = self.store.insert_inference_logs(rows).await;
+        self.store.disk_full.observe(&result);
+        result
     }
 }

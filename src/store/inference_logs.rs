@@ -60,7 +60,7 @@ fn insert_sql(backend: Backend, rows: usize) -> Cow<'static, str> {
         format!(
             "INSERT INTO inference_logs (id, instance, seq, api_key_id, model_id, \
              model_version, inputs, outputs, truncated, latency_ms, status, created_at) \
-             VALUES {} ON CONFLICT (id) DO NOTHING",
+             VALUES {} ON CONFLICT DO NOTHING",
             placeholders(backend, rows)
         )
     };
@@ -72,6 +72,11 @@ fn insert_sql(backend: Backend, rows: usize) -> Cow<'static, str> {
 
 impl Store {
     /// Inserts `rows` in one transaction; rows already stored (a replay) are skipped.
+    ///
+    /// A connection whose insert failed is closed rather than pooled again: after SQLITE_FULL
+    /// SQLite may already have rolled the transaction back itself, the driver's own rollback
+    /// then fails, and the pooled connection was seen holding the write lock, so that every
+    /// later write waited out its timeout even once space had returned.
     pub async fn insert_inference_logs(
         &self,
         rows: &[InferenceLogRow<'_>],
@@ -79,30 +84,43 @@ impl Store {
         if rows.is_empty() {
             return Ok(());
         }
-        let mut transaction = self.pool.begin().await?;
-        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
-            let sql = insert_sql(self.backend, chunk.len());
-            let mut query = sqlx::query(&sql);
-            for row in chunk {
-                query = query
-                    .bind(row.id.to_string())
-                    .bind(row.instance)
-                    .bind(i64::try_from(row.seq).unwrap_or(i64::MAX))
-                    .bind(row.api_key_id)
-                    .bind(row.model_id)
-                    .bind(row.model_version)
-                    .bind(row.inputs)
-                    .bind(row.outputs)
-                    .bind(i32::from(row.truncated))
-                    .bind(row.latency_ms)
-                    .bind(row.status)
-                    .bind(row.created_at.timestamp_millis());
-            }
-            query.execute(&mut *transaction).await?;
+        let mut connection = self.pool.acquire().await?;
+        let inserted = insert_on(&mut connection, self.backend, rows).await;
+        if inserted.is_err() {
+            connection.close_on_drop();
         }
-        transaction.commit().await?;
-        Ok(())
+        inserted
     }
+}
+
+async fn insert_on(
+    connection: &mut sqlx::AnyConnection,
+    backend: Backend,
+    rows: &[InferenceLogRow<'_>],
+) -> Result<(), StoreError> {
+    let mut transaction = sqlx::Connection::begin(connection).await?;
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let sql = insert_sql(backend, chunk.len());
+        let mut query = sqlx::query(&sql);
+        for row in chunk {
+            query = query
+                .bind(row.id.to_string())
+                .bind(row.instance)
+                .bind(i64::try_from(row.seq).unwrap_or(i64::MAX))
+                .bind(row.api_key_id)
+                .bind(row.model_id)
+                .bind(row.model_version)
+                .bind(row.inputs)
+                .bind(row.outputs)
+                .bind(i32::from(row.truncated))
+                .bind(row.latency_ms)
+                .bind(row.status)
+                .bind(row.created_at.timestamp_millis());
+        }
+        query.execute(&mut *transaction).await?;
+    }
+    transaction.commit().await?;
+    Ok(())
 }
 
 #[cfg(test)]

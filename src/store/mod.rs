@@ -12,6 +12,9 @@ mod inference_logs;
 mod keys;
 mod location;
 mod outcomes;
+mod partitions;
+mod retention;
+mod space;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -26,6 +29,7 @@ pub use inference_logs::InferenceLogRow;
 pub use keys::{ApiKeyRecord, KeyList, Revocation};
 pub use location::StoreLocation;
 pub use outcomes::Outcome;
+pub use retention::spawn_pruner;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -51,6 +55,27 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// Whether the database refused a write for want of disk space: SQLITE_FULL (13),
+    /// PostgreSQL's `disk_full` (53100), or the OS's ENOSPC.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            StoreError::Query(sqlx::Error::Database(error)) => {
+                let code = error.code();
+                let code = code.as_deref().unwrap_or_default();
+                // SQLite reports extended codes; the primary one is the low byte.
+                code == "53100"
+                    || code.parse::<i64>().is_ok_and(|c| c & 0xff == 13)
+                    || error.message().contains("database or disk is full")
+            }
+            StoreError::Query(sqlx::Error::Io(error)) => {
+                error.kind() == std::io::ErrorKind::StorageFull
+            }
+            _ => false,
+        }
+    }
+}
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 /// The store without a guard: for one-shot processes and tests. A server holds a
@@ -59,6 +84,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The SQLite file (absolute); `None` for a server or an in-memory database.
+    file: Option<std::path::PathBuf>,
+    disk_full: std::sync::Arc<space::DiskFull>,
 }
 
 impl Store {
@@ -92,11 +120,24 @@ impl Store {
                 .await?;
         }
         MIGRATOR.run(&pool).await?;
-        Ok(Store { pool, backend })
+        let store = Store {
+            pool,
+            backend,
+            file: StoreLocation::of(&config.url).file().map(Path::to_path_buf),
+            disk_full: Default::default(),
+        };
+        if backend == Backend::Postgres {
+            partitions::partition(&store).await?;
+        }
+        Ok(store)
     }
 
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    pub fn sqlite_file(&self) -> Option<&Path> {
+        self.file.as_deref()
     }
 
     /// A real round trip, used by health checks.

@@ -27,6 +27,15 @@ pub enum OutboxError {
     Locked { path: String },
 }
 
+/// The `reason` of `modelgate_events_dropped_total` for records an outbox write failed to keep:
+/// `disk_full` when the disk has no space left (ENOSPC, or a quota), `outbox_error` otherwise.
+pub fn drop_reason(error: &std::io::Error) -> &'static str {
+    match error.kind() {
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => "disk_full",
+        _ => "outbox_error",
+    }
+}
+
 pub struct Outbox {
     dir: PathBuf,
     segment_bytes: u64,
@@ -82,15 +91,9 @@ impl Outbox {
     pub fn budget(&self) -> &Arc<Budget> {
         &self.budget
     }
-}
 
-/// The `reason` under which records lost to `error` are counted
-/// (`modelgate_events_dropped_total`): a full disk is told apart from other failures, since
-/// it needs a different fix.
-pub fn drop_reason(error: &std::io::Error) -> &'static str {
-    match error.kind() {
-        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded => "disk_full",
-        _ => "outbox_error",
+    pub fn dir(&self) -> &Path {
+        &self.dir
     }
 }
 
@@ -108,5 +111,13 @@ mod tests {
         ));
         drop(first);
         Outbox::open(dir.path(), 1024, 1024).expect("free again");
+    }
+
+    #[test]
+    fn no_space_left_is_a_full_disk() {
+        let enospc = std::io::Error::from_raw_os_error(28);
+        assert_eq!(drop_reason(&enospc), "disk_full");
+        let other = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert_eq!(drop_reason(&other), "outbox_error");
     }
 }
