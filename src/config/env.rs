@@ -17,6 +17,7 @@ pub struct EnvVar {
 /// Settings with no default value do not appear when the defaults are serialized,
 /// so they are listed here.
 const OPTIONAL_KEYS: &[&str] = &[
+    "server.admin_listen",
     "redis.url",
     "redis.tls_ca_file",
     "auth.service_url",
