@@ -210,9 +210,11 @@ impl App {
             tokio::join!(public.serve(stopped(stopping_rx.clone())), admin, signal);
         };
         let grace_over = async move {
-            match grace_rx.wait_for(|stopping| *stopping).await {
-                Ok(_) => tokio::time::sleep(grace).await,
-                Err(_) => std::future::pending().await,
+            let stopping = grace_rx.wait_for(|stopping| *stopping).await.is_ok();
+            if stopping {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
             }
         };
         tokio::select! {

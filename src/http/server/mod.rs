@@ -179,7 +179,7 @@ async fn handle(
     let (body, progress) = body::Deadlined::new(incoming, body_budget);
     let request = Request::from_parts(parts, axum::body::Body::new(body));
     let mut response = router.oneshot(request).await?;
-    if !progress.finished() {
+    if !progress.drained().await {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

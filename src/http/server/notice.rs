@@ -26,10 +26,16 @@ impl Notice {
     /// Counts an event; returns how many events the caller's line should report (this one
     /// included), or `None` when this event goes unlogged.
     pub fn due(&self) -> Option<u64> {
-        let mut state = self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut state = self
+            .state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         state.since += 1;
         let now = Instant::now();
-        if state.last.is_some_and(|last| now.duration_since(last) < INTERVAL) {
+        if state
+            .last
+            .is_some_and(|last| now.duration_since(last) < INTERVAL)
+        {
             return None;
         }
         state.last = Some(now);

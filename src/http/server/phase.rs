@@ -150,7 +150,9 @@ pub struct PhaseTimer {
 impl PhaseTimer {
     /// hyper arms its header timer each time it starts waiting for a request.
     fn arm(&self) -> PhaseSleep {
-        self.activity.first_byte.store(NOTHING_YET, Ordering::Release);
+        self.activity
+            .first_byte
+            .store(NOTHING_YET, Ordering::Release);
         let first_request = self.activity.armed.fetch_add(1, Ordering::AcqRel) == 0;
         let armed = Instant::now();
         let wait = if first_request {
@@ -238,7 +240,10 @@ mod tests {
         let started = Instant::now();
         sleep.as_mut().await;
         let took = started.elapsed();
-        assert!(took >= at_least, "ended after {took:?}, before {at_least:?}");
+        assert!(
+            took >= at_least,
+            "ended after {took:?}, before {at_least:?}"
+        );
         took
     }
 
@@ -265,6 +270,9 @@ mod tests {
         let mut byte = [0u8; 1];
         watched.read_exact(&mut byte).await.expect("read");
         let took = pending_for(&mut second, HEADER).await;
-        assert!(took < IDLE, "ended {took:?} after the byte, not at the header timeout");
+        assert!(
+            took < IDLE,
+            "ended {took:?} after the byte, not at the header timeout"
+        );
     }
 }
