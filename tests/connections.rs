@@ -340,6 +340,7 @@ async fn a_connection_whose_bodies_were_read_is_reused_after_401s() {
     for _ in 0..20 {
         let answer = exchange(&mut stream, request.as_bytes()).await;
         assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+        assert!(!answer.to_ascii_lowercase().contains("connection: close"));
     }
     // And a client library reusing its connections sees only 401s, never a failed request.
     for _ in 0..50 {
@@ -351,6 +352,14 @@ async fn a_connection_whose_bodies_were_read_is_reused_after_401s() {
             .await
             .expect("no connection error on reuse");
         assert_eq!(response.status(), 401);
+        assert_ne!(
+            response
+                .headers()
+                .get("connection")
+                .and_then(|v| v.to_str().ok()),
+            Some("close"),
+            "a body sent whole is drained, and the connection kept"
+        );
         let _ = response.bytes().await;
     }
     app.stop().await;
