@@ -211,7 +211,7 @@ mod tests {
         let stalled = StreamBody::new(futures::stream::pending::<Result<Frame<Bytes>, BoxError>>());
         let (body, progress) = Deadlined::new(stalled, Duration::from_millis(50));
         let started = Instant::now();
-        let err = body.collect().await.err().expect("a timeout");
+        let err = body.collect().await.expect_err("a timeout");
         assert!(is_timeout(err.as_ref()));
         assert!(started.elapsed() < Duration::from_secs(1));
         assert!(!progress.finished());
