@@ -78,6 +78,7 @@ impl App {
         tracing::info!(
             max_connections,
             fd_limit,
+            admin_listen = ?admin.as_ref().and_then(|l| l.local_addr().ok()),
             "connections on {} capped at max_connections",
             config.listen
         );

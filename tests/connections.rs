@@ -364,3 +364,41 @@ async fn a_connection_whose_bodies_were_read_is_reused_after_401s() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_admin_listener_serves_monitoring_routes_only() {
+    let app = TestApp::spawn_with(Backend::Sqlite, |c| {
+        c.server.admin_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+    })
+    .await;
+    let admin = format!("http://{}", app.admin_addr.expect("admin listener"));
+    let key = app.predict_key().await;
+    let get = |path: &str| {
+        app.client
+            .get(format!("{admin}{path}"))
+            .bearer_auth(&key)
+            .send()
+    };
+    for path in [
+        "/health",
+        "/health/live",
+        "/health/ready",
+        "/metrics",
+        "/version",
+    ] {
+        assert_eq!(get(path).await.expect(path).status(), 200, "{path}");
+    }
+    for path in ["/api/v1/models", "/status", "/openapi.json"] {
+        assert_eq!(get(path).await.expect(path).status(), 404, "{path}");
+    }
+    let predicted = app
+        .client
+        .post(format!("{admin}{PREDICT}"))
+        .bearer_auth(&key)
+        .json(&serde_json::json!({"inputs": {}}))
+        .send()
+        .await
+        .expect("predict on admin");
+    assert_eq!(predicted.status(), 404);
+    app.stop().await;
+}
