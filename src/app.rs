@@ -11,7 +11,7 @@ use crate::config::{Config, ConfigError};
 use crate::events::outbox::OutboxError;
 use crate::events::{DatabaseSink, Events, Sink, StreamSink, UsageSink};
 use crate::health::{self, Check, DiskWatch, Health, Probe};
-use crate::http::{self, AppState, Lifecycle};
+use crate::http::{self, server, AppState, Lifecycle};
 use crate::models::{LoadError, ModelRegistry};
 use crate::ratelimit::RateLimiter;
 use crate::redis::{ClientError, Redis};
@@ -47,9 +47,16 @@ impl StartError {
     }
 }
 
-/// A built service, bound to its port but not yet serving.
+/// Connections the admin listener keeps open at once: probes and scrapers need a few.
+const ADMIN_CONNECTIONS: usize = 64;
+
+/// A built service, bound to its port(s) but not yet serving.
 pub struct App {
     listener: TcpListener,
+    /// `server.admin_listen`'s listener, when set.
+    admin: Option<TcpListener>,
+    /// Most connections open at once on `listener`.
+    max_connections: usize,
     state: AppState,
 }
 
@@ -60,13 +67,21 @@ impl App {
         crate::metrics::handle();
         let models = ModelRegistry::load_dir(&config.models_dir)?;
         let store = GuardedStore::open(&config.database, config.breaker.clone()).await?;
-        let listener =
-            TcpListener::bind(config.listen)
-                .await
-                .map_err(|source| StartError::Bind {
-                    addr: config.listen,
-                    source,
-                })?;
+        // Before any socket: the cap derives from the limit in force.
+        let fd_limit = server::raise_fd_limit();
+        let max_connections = server::derive_cap(config.server.max_connections, fd_limit);
+        let listener = bind(config.listen).await?;
+        let admin = match config.server.admin_listen {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
+        tracing::info!(
+            max_connections,
+            fd_limit,
+            admin_listen = ?admin.as_ref().and_then(|l| l.local_addr().ok()),
+            "connections on {} capped at max_connections",
+            config.listen
+        );
         let mut auth = Authenticator::new(store.clone(), &config.auth);
         if let Some(url) = &config.auth.service_url {
             let dependency = Arc::new(Dependency::new(
@@ -115,7 +130,12 @@ impl App {
             lifecycle: Arc::new(Lifecycle::new()),
             stats: Arc::new(http::stats::RequestStats::new()),
         });
-        Ok(App { listener, state })
+        Ok(App {
+            listener,
+            admin,
+            max_connections,
+            state,
+        })
     }
 
     /// The bound address (useful with port 0).
@@ -123,6 +143,11 @@ impl App {
         self.listener
             .local_addr()
             .unwrap_or(self.state.config.listen)
+    }
+
+    /// The admin listener's bound address, when `server.admin_listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
     pub fn state(&self) -> &AppState {
@@ -135,7 +160,12 @@ impl App {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let App { listener, state } = self;
+        let App {
+            listener,
+            admin,
+            max_connections,
+            state,
+        } = self;
         let mut background = state
             .health
             .spawn_monitor(state.config.health.probe_interval);
@@ -155,38 +185,73 @@ impl App {
         let grace = state.config.shutdown_grace;
         let lifecycle = state.lifecycle.clone();
         let store = state.store.clone();
-        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
-        let router = http::router(state);
-        let server = axum::serve(
+        let timeouts = server::Timeouts {
+            header_read: state.config.server.header_read_timeout,
+            idle: state.config.server.idle_timeout,
+            body: state.config.http.request_deadline,
+        };
+        let public = server::Listener::new(
             listener,
-            router.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(async move {
+            max_connections,
+            timeouts,
+            http::router(state.clone()),
+            true,
+        );
+        let admin = admin.map(|admin| {
+            server::Listener::new(
+                admin,
+                ADMIN_CONNECTIONS,
+                timeouts,
+                http::admin_router(state.clone()),
+                false,
+            )
+        });
+        let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
+        let signal = async move {
             shutdown.await;
             lifecycle.start_draining();
             tracing::info!("shutting down: no new connections, finishing in-flight requests");
-            let _ = stopping_tx.send(());
-        });
+            let _ = stopping_tx.send(true);
+        };
+        let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+            let _ = rx.wait_for(|stopping| *stopping).await;
+        };
+        let mut grace_rx = stopping_rx.clone();
+        let server = async {
+            let admin = async {
+                if let Some(admin) = admin {
+                    admin.serve(stopped(stopping_rx.clone())).await;
+                }
+            };
+            tokio::join!(public.serve(stopped(stopping_rx.clone())), admin, signal);
+        };
         let grace_over = async move {
-            match stopping_rx.await {
-                Ok(()) => tokio::time::sleep(grace).await,
-                Err(_) => std::future::pending().await,
+            let stopping = grace_rx.wait_for(|stopping| *stopping).await.is_ok();
+            if stopping {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
             }
         };
-        let result = tokio::select! {
-            result = server => result,
+        tokio::select! {
+            () = server => {},
             () = grace_over => {
                 tracing::warn!(grace_s = grace.as_secs_f64(), "grace period over; abandoning in-flight requests");
-                Ok(())
             }
-        };
+        }
         events.shutdown(grace).await;
         for task in background {
             task.abort();
         }
         store.close().await;
-        result
+        Ok(())
     }
+}
+
+async fn bind(addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { addr, source })
 }
 
 /// The inference records' sinks: the database always, the Redis stream when Redis is set.

@@ -105,6 +105,14 @@ catalogue! {
         "Free bytes (for unprivileged writers) on the disk of each `volume`: database (SQLite) and outbox.";
     EVENTS_QUEUE_DEPTH: Gauge = "modelgate_events_queue_depth",
         "Inference records waiting in memory (sampled after each batch).";
+    CONNECTIONS_OPEN: Gauge = "modelgate_connections_open",
+        "Client connections open on the public listener (server.max_connections caps them).";
+    CONNECTIONS_REFUSED: Counter = "modelgate_connections_refused_total",
+        "Connections answered 503 and closed at once because server.max_connections were open.";
+    CONNECTION_TIMEOUTS: Counter = "modelgate_connection_timeouts_total",
+        "Connections closed for taking too long, by `phase`: header (headers not complete within server.header_read_timeout), idle (no request within the idle or header timeout), body (body not complete within http.request_deadline).";
+    ACCEPT_ERRORS: Counter = "modelgate_accept_errors_total",
+        "Failed accepts on a listener (such as EMFILE: out of file descriptors); each is followed by a short pause.";
     LOG_LINES_DROPPED: Counter = "modelgate_log_lines_dropped_total",
         "Log lines dropped because the log writer's queue was full (stderr not keeping up); read from the writer when /metrics is rendered.";
 }
@@ -118,6 +126,12 @@ type LabelValues = (&'static str, &'static [&'static str]);
 /// The values are those the recording modules use; a value missing here only loses the 0 start.
 const KNOWN_SERIES: &[(&str, &[LabelValues])] = &[
     (LOG_LINES_DROPPED, &[]),
+    (CONNECTIONS_REFUSED, &[]),
+    (
+        CONNECTION_TIMEOUTS,
+        &[("phase", &["header", "idle", "body"])],
+    ),
+    (ACCEPT_ERRORS, &[]),
     (AUTH_LOOKUPS, &[("tier", &["l1", "l2", "source", "stale"])]),
     (
         AUTH_CACHE_REJECTED,

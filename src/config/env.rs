@@ -17,6 +17,7 @@ pub struct EnvVar {
 /// Settings with no default value do not appear when the defaults are serialized,
 /// so they are listed here.
 const OPTIONAL_KEYS: &[&str] = &[
+    "server.admin_listen",
     "redis.url",
     "redis.tls_ca_file",
     "auth.service_url",
@@ -24,6 +25,9 @@ const OPTIONAL_KEYS: &[&str] = &[
     "alerts.webhook_url",
     "ratelimit.default",
 ];
+
+/// Shorter names for settings, as `(variable, key)`; the `MODELGATE_<SECTION>_<KEY>` name wins.
+const ALIASES: &[(&str, &str)] = &[("MODELGATE_ADMIN_LISTEN", "server.admin_listen")];
 
 /// Compatibility names from the system modelgate replaces; the `MODELGATE_` name wins.
 const REDIS_URL_VARS: &[&str] = &["MODELGATE_REDIS_URL", "REDIS_URL"];
@@ -157,12 +161,20 @@ pub(super) fn overlay(
         if var.key == "redis.url" {
             continue; // resolved with its compatibility aliases in `redis_url`
         }
-        let Some(raw) = vars.get(&var.name).filter(|v| !v.trim().is_empty()) else {
+        let set = |name: &str| vars.get(name).filter(|v| !v.trim().is_empty());
+        let alias = ALIASES
+            .iter()
+            .find(|(_, key)| *key == var.key)
+            .map(|(name, _)| *name);
+        let Some((name, raw)) = set(&var.name)
+            .map(|raw| (var.name.as_str(), raw))
+            .or_else(|| alias.and_then(|name| set(name).map(|raw| (name, raw))))
+        else {
             continue;
         };
-        let value = typed(&var.name, &var.key, raw, lookup(&defaults, &var.key))?;
+        let value = typed(name, &var.key, raw, lookup(&defaults, &var.key))?;
         insert(tree, &var.key, value);
-        sources.by_key.insert(var.key, var.name);
+        sources.by_key.insert(var.key.clone(), name.to_string());
     }
     if let Some(name) = REDIS_URL_VARS.iter().find(|n| vars.contains_key(**n)) {
         sources.by_key.insert("redis.url".into(), name.to_string());
@@ -211,6 +223,37 @@ mod tests {
         ] {
             assert!(names.iter().any(|n| n == expected), "{expected} missing");
         }
+    }
+
+    #[test]
+    fn an_alias_sets_its_setting_unless_the_full_name_is_set() {
+        let vars = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let admin = |tree: &toml::Table| lookup(tree, "server.admin_listen").cloned();
+        let mut tree = toml::Table::new();
+        overlay(
+            &mut tree,
+            &vars(&[("MODELGATE_ADMIN_LISTEN", "127.0.0.1:9090")]),
+        )
+        .expect("ok");
+        assert_eq!(
+            admin(&tree),
+            Some(toml::Value::String("127.0.0.1:9090".into()))
+        );
+        let mut tree = toml::Table::new();
+        let both = vars(&[
+            ("MODELGATE_ADMIN_LISTEN", "127.0.0.1:9090"),
+            ("MODELGATE_SERVER_ADMIN_LISTEN", "127.0.0.1:9191"),
+        ]);
+        overlay(&mut tree, &both).expect("ok");
+        assert_eq!(
+            admin(&tree),
+            Some(toml::Value::String("127.0.0.1:9191".into()))
+        );
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub struct Config {
     /// How long in-flight requests may run after SIGTERM/SIGINT.
     #[serde(with = "humantime_serde")]
     pub shutdown_grace: Duration,
+    pub server: ServerConfig,
     pub database: DatabaseConfig,
     pub redis: RedisConfig,
     pub auth: AuthConfig,
@@ -33,6 +34,40 @@ pub struct Config {
     pub log: LogConfig,
     pub status: StatusConfig,
     pub events: EventsConfig,
+}
+
+/// Connections of the HTTP listener (`src/http/server/`): every phase of a connection has a
+/// time limit and their number a cap, so that clients holding connections open cannot use up
+/// the process's file descriptors.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Longest a client may take to send a request's headers, counted from the connection's
+    /// start for its first request and from the first byte for later ones.
+    #[serde(with = "humantime_serde")]
+    pub header_read_timeout: Duration,
+    /// Longest a keep-alive connection may wait, without a byte, for its next request.
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    /// Most connections open at once on `listen`; beyond it new ones are answered 503 with
+    /// `Connection: close` at once. 0: the file-descriptor limit less a reserve for the
+    /// process's own files, Redis and database connections.
+    pub max_connections: u32,
+    /// A second listener serving only `/health*`, `/metrics` and `/version`, outside the cap
+    /// (for probes and Prometheus while the public port is flooded); unset means none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_listen: Option<SocketAddr>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            header_read_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 0,
+            admin_listen: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -327,6 +362,7 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             models_dir: PathBuf::from("models"),
             shutdown_grace: Duration::from_secs(10),
+            server: ServerConfig::default(),
             database: DatabaseConfig::default(),
             redis: RedisConfig::default(),
             auth: AuthConfig::default(),

@@ -94,6 +94,24 @@ impl Config {
                 "expected a duration above zero, such as 1s",
             ),
             (
+                "server.header_read_timeout",
+                !self.server.header_read_timeout.is_zero(),
+                "expected a duration above zero, such as 5s",
+            ),
+            (
+                "server.idle_timeout",
+                !self.server.idle_timeout.is_zero(),
+                "expected a duration above zero, such as 60s",
+            ),
+            (
+                "server.admin_listen",
+                self
+                    .server
+                    .admin_listen
+                    .is_none_or(|admin| admin.port() == 0 || admin != self.listen),
+                "expected an address other than listen's, such as 127.0.0.1:9090",
+            ),
+            (
                 "http.body_limit_bytes",
                 self.http.body_limit_bytes > 0,
                 "expected a number of bytes of at least 1",

@@ -59,6 +59,8 @@ error_codes! {
     MethodNotAllowed => "method_not_allowed",
     /// 400: the body could not be read: not valid data for its `Content-Encoding`.
     UnreadableBody => "unreadable_body",
+    /// 408: the body did not arrive within the request deadline (`http.request_deadline`).
+    BodyTimeout => "body_timeout",
     /// 413: the body (decoded, when compressed) is larger than `http.body_limit_bytes`.
     PayloadTooLarge => "payload_too_large",
     /// 414: the request target (path and query) is longer than 8 KiB.
@@ -85,6 +87,8 @@ error_codes! {
     StoreUnavailable => "store_unavailable",
     /// 503: a prepaid key's balance cannot be checked because the store cannot be reached.
     CreditsUnavailable => "credits_unavailable",
+    /// 503: `server.max_connections` connections are open; this one is closed at once.
+    TooManyConnections => "too_many_connections",
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -15,6 +15,14 @@ use crate::models::FieldError;
 pub struct JsonBody<T>(pub T);
 
 fn rejection(err: JsonRejection) -> ApiError {
+    if super::server::body::is_timeout(&err) {
+        return ApiError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            ErrorCode::BodyTimeout,
+            "Request body timeout",
+            "The request body did not arrive within the request deadline.",
+        );
+    }
     match err.status() {
         StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,

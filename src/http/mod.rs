@@ -22,6 +22,7 @@ mod ratelimit;
 pub mod request_id;
 mod routes;
 mod serde_words;
+pub mod server;
 pub mod stats;
 mod status;
 mod whole_number;
@@ -193,9 +194,21 @@ async fn with_deadline(
     deadline::with_budget(state.config.http.request_deadline, next.run(request)).await
 }
 
+/// Every route, behind the middleware stack.
 pub fn router(state: AppState) -> Router {
+    let routes = routes::router(&state);
+    stack(routes, state)
+}
+
+/// The admin listener's routes (health, metrics, version), behind the same stack.
+pub fn admin_router(state: AppState) -> Router {
+    let routes = routes::admin_router(&state);
+    stack(routes, state)
+}
+
+fn stack(routes: Router<AppState>, state: AppState) -> Router {
     let body_limit = usize::try_from(state.config.http.body_limit_bytes).unwrap_or(usize::MAX);
-    let router = routes::router(&state)
+    let router = routes
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(decompression::layer())

@@ -42,6 +42,8 @@ pub struct Route {
     /// Whether the route's requests count in `/status/stats`.
     pub counted: bool,
     pub caching: Caching,
+    /// Also served on `server.admin_listen` (probes, Prometheus), outside the public cap.
+    pub admin: bool,
     /// The route's handlers by method, with any layer of the route's own.
     methods: fn(&AppState) -> MethodRouter<AppState>,
 }
@@ -57,7 +59,15 @@ impl Route {
             access,
             counted: true,
             caching: Caching::Unspecified,
+            admin: false,
             methods,
+        }
+    }
+
+    const fn on_admin(self) -> Route {
+        Route {
+            admin: true,
+            ..self
         }
     }
 
@@ -111,22 +121,29 @@ pub const ROUTES: &[Route] = &[
     Route::new("/api/v1/keys/{id}/topup", ADMIN, |_| post(keys::topup)),
     Route::new("/health", Access::Public, |_| get(health::health))
         .uncounted()
-        .cached(Caching::NoStore),
+        .cached(Caching::NoStore)
+        .on_admin(),
     Route::new("/health/live", Access::Public, |_| get(health::live))
         .uncounted()
-        .cached(Caching::NoStore),
+        .cached(Caching::NoStore)
+        .on_admin(),
     Route::new("/live", Access::Public, |_| get(health::live))
         .uncounted()
-        .cached(Caching::NoStore),
+        .cached(Caching::NoStore)
+        .on_admin(),
     Route::new("/health/ready", Access::Public, |_| get(health::ready))
         .uncounted()
-        .cached(Caching::NoStore),
+        .cached(Caching::NoStore)
+        .on_admin(),
     Route::new("/ready", Access::Public, |_| get(health::ready))
         .uncounted()
-        .cached(Caching::NoStore),
-    Route::new("/version", Access::Public, |_| get(health::version)),
+        .cached(Caching::NoStore)
+        .on_admin(),
+    Route::new("/version", Access::Public, |_| get(health::version)).on_admin(),
     Route::new("/openapi.json", Access::Public, |_| get(super::openapi)),
-    Route::new("/metrics", Access::Public, |_| get(super::prometheus)).uncounted(),
+    Route::new("/metrics", Access::Public, |_| get(super::prometheus))
+        .uncounted()
+        .on_admin(),
     Route::new("/status", Access::Status, |state| {
         status::page(&state.config.status)
     })
@@ -159,10 +176,19 @@ pub fn caching(template: &str) -> Caching {
 
 /// Every served route behind its scope check.
 pub fn router(state: &AppState) -> Router<AppState> {
+    router_of(state, |_| true)
+}
+
+/// The routes of the admin listener.
+pub fn admin_router(state: &AppState) -> Router<AppState> {
+    router_of(state, |route| route.admin)
+}
+
+fn router_of(state: &AppState, include: fn(&Route) -> bool) -> Router<AppState> {
     let status = &state.config.status;
     ROUTES
         .iter()
-        .filter(|route| route.is_served(status))
+        .filter(|route| include(route) && route.is_served(status))
         .fold(Router::new(), |router, route| {
             let one = Router::new().route(route.path, (route.methods)(state));
             let one = match route.scope_needed(status) {
@@ -199,6 +225,15 @@ mod tests {
         assert!(!is_public("/status", &config));
         config.enabled = false;
         assert!(is_public("/status", &config));
+    }
+
+    #[test]
+    fn the_admin_listener_serves_only_public_monitoring_routes() {
+        let admin: Vec<&str> = ROUTES.iter().filter(|r| r.admin).map(|r| r.path).collect();
+        assert!(admin.contains(&"/health/ready") && admin.contains(&"/metrics"));
+        for route in ROUTES.iter().filter(|r| r.admin) {
+            assert_eq!(route.access, Access::Public, "{} needs a key", route.path);
+        }
     }
 
     #[test]

@@ -148,6 +148,8 @@ pub fn base_config(db_url: &str) -> Config {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The admin listener's address, when `server.admin_listen` is set.
+    pub admin_addr: Option<SocketAddr>,
     pub state: AppState,
     /// The app's database as another process (e.g. `modelgate keys`) sees it: the raw store,
     /// its own pool, no guard. Tests issue and inspect keys through it.
@@ -195,6 +197,7 @@ impl TestApp {
         let outbox_dir = config.events.outbox_dir.clone();
         let app = App::build(config).await.expect("app builds");
         let addr = app.local_addr();
+        let admin_addr = app.admin_addr();
         let state = app.state().clone();
         let store = Store::open(&base_config(db_url).database)
             .await
@@ -205,6 +208,7 @@ impl TestApp {
         }));
         TestApp {
             addr,
+            admin_addr,
             state,
             store,
             client: reqwest::Client::new(),
