@@ -65,6 +65,10 @@ catalogue! {
         "Circuit breaker of `dependency`: 0 closed, 1 half-open, 2 open.";
     AUTH_LOOKUPS: Counter = "modelgate_auth_lookups_total",
         "Key checks by the `tier` that answered: l1 (in-process cache), l2 (Redis), source, stale.";
+    AUTH_REJECTED_OFFLINE: Counter = "modelgate_auth_rejected_offline_total",
+        "Keys refused as not ours from their shape alone (no cache or store asked), by `reason`: prefix, length, alphabet, checksum.";
+    AUTH_FAILURES_THROTTLED: Counter = "modelgate_auth_failures_throttled_total",
+        "Requests answered 429 too_many_failed_auth because their client address failed authentication too often.";
     RATELIMIT_DECISIONS: Counter = "modelgate_ratelimit_decisions_total",
         "Rate-limit decisions by `tier` (global: Redis, local: this instance) and `outcome` (allowed, limited).";
     RATELIMIT_FALLBACKS: Counter = "modelgate_ratelimit_redis_fallbacks_total",
@@ -111,6 +115,11 @@ type LabelValues = (&'static str, &'static [&'static str]);
 const KNOWN_SERIES: &[(&str, &[LabelValues])] = &[
     (LOG_LINES_DROPPED, &[]),
     (AUTH_LOOKUPS, &[("tier", &["l1", "l2", "source", "stale"])]),
+    (
+        AUTH_REJECTED_OFFLINE,
+        &[("reason", &["prefix", "length", "alphabet", "checksum"])],
+    ),
+    (AUTH_FAILURES_THROTTLED, &[]),
     (
         RATELIMIT_DECISIONS,
         &[
