@@ -118,7 +118,11 @@ impl KeyCache {
                     Lookup::Unknown => {
                         self.unknown.insert(key_hash.to_string(), ()).await;
                         // A key that was valid and no longer is (revoked, deleted) goes.
-                        Ok(if current.is_some() { Op::Remove } else { Op::Nop })
+                        Ok(if current.is_some() {
+                            Op::Remove
+                        } else {
+                            Op::Nop
+                        })
                     }
                 }
             })

@@ -167,6 +167,9 @@ mod tests {
     fn mapped_ipv4_peers_match_ipv4_ranges() {
         let trusted = proxies(&["127.0.0.1"]);
         let h = headers(&[("x-forwarded-for", "203.0.113.9")]);
-        assert_eq!(trusted.client(ip("::ffff:127.0.0.1"), &h), ip("203.0.113.9"));
+        assert_eq!(
+            trusted.client(ip("::ffff:127.0.0.1"), &h),
+            ip("203.0.113.9")
+        );
     }
 }

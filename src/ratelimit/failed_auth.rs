@@ -94,7 +94,10 @@ mod tests {
             throttle.failed(client).await;
         }
         let wait = throttle.throttled(client).await;
-        assert!(wait.is_some_and(|w| w <= Duration::from_secs(1)), "{wait:?}");
+        assert!(
+            wait.is_some_and(|w| w <= Duration::from_secs(1)),
+            "{wait:?}"
+        );
         assert_eq!(throttle.throttled(ip("192.0.2.2")).await, None);
     }
 
