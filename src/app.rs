@@ -11,9 +11,10 @@ use crate::config::{Config, ConfigError};
 use crate::events::outbox::OutboxError;
 use crate::events::{DatabaseSink, Events, Sink, StreamSink, UsageSink};
 use crate::health::{self, Check, DiskWatch, Health, Probe};
+use crate::http::client_addr::TrustedProxies;
 use crate::http::{self, server, AppState, Lifecycle};
 use crate::models::{LoadError, ModelRegistry};
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{FailedAuthThrottle, RateLimiter};
 use crate::redis::{ClientError, Redis};
 use crate::resilience::Dependency;
 use crate::store::{self, GuardedStore, StoreError};
@@ -121,6 +122,8 @@ impl App {
         let state = AppState::new(http::Services {
             redis,
             ratelimit,
+            failed_auth: FailedAuthThrottle::new(&config.auth),
+            trusted_proxies: TrustedProxies::new(config.server.trusted_networks()),
             events,
             auth,
             health,

@@ -67,6 +67,10 @@ catalogue! {
         "Key checks by the `tier` that answered: l1 (in-process cache), l2 (Redis), source, stale.";
     AUTH_CACHE_REJECTED: Counter = "modelgate_auth_cache_rejected_total",
         "Shared (Redis) auth cache entries ignored because they failed verification, by `reason`: malformed (unsigned), bad_signature (forged, or another auth.cache_secret), expired, admin (admin principals are never taken from Redis).";
+    AUTH_REJECTED_OFFLINE: Counter = "modelgate_auth_rejected_offline_total",
+        "Keys refused as not ours from their shape alone (no cache or store asked), by `reason`: prefix, length, alphabet, checksum.";
+    AUTH_FAILURES_THROTTLED: Counter = "modelgate_auth_failures_throttled_total",
+        "Requests answered 429 too_many_failed_auth because their client address failed authentication too often.";
     RATELIMIT_DECISIONS: Counter = "modelgate_ratelimit_decisions_total",
         "Rate-limit decisions by `tier` (global: Redis, local: this instance) and `outcome` (allowed, limited).";
     RATELIMIT_FALLBACKS: Counter = "modelgate_ratelimit_redis_fallbacks_total",
@@ -140,6 +144,11 @@ const KNOWN_SERIES: &[(&str, &[LabelValues])] = &[
             &["malformed", "bad_signature", "expired", "admin"],
         )],
     ),
+    (
+        AUTH_REJECTED_OFFLINE,
+        &[("reason", &["prefix", "length", "alphabet", "checksum"])],
+    ),
+    (AUTH_FAILURES_THROTTLED, &[]),
     (
         RATELIMIT_DECISIONS,
         &[

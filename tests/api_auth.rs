@@ -4,7 +4,7 @@ mod support;
 
 use std::time::Duration;
 
-use modelgate::auth::{issue_key, NewKey, Scope};
+use modelgate::auth::{issue_key, secret, NewKey, Scope};
 use serde_json::json;
 use support::{problem, Backend, TestApp};
 
@@ -209,9 +209,7 @@ async fn store_failure_is_503_not_401(backend: Backend) {
     let app = TestApp::spawn(backend).await;
     app.state.store.close().await;
     let started = std::time::Instant::now();
-    let response = app
-        .post_json(PREDICT, "mg_neverSeenBefore00000000000000000000", &body())
-        .await;
+    let response = app.post_json(PREDICT, &secret::generate(), &body()).await;
     assert!(started.elapsed() < Duration::from_secs(2), "must fail fast");
     assert_eq!(response.status(), 503);
     assert!(response.headers().contains_key("retry-after"));

@@ -3,14 +3,17 @@
 //! A valid entry is *fresh* for `fresh_ttl` (answered without asking anyone), then *stale*
 //! until `stale_horizon`: a stale entry is refreshed from the source, and served only when the
 //! source cannot answer, so an outage of the source does not lock out keys seen recently.
+//!
+//! Valid and unknown keys live in two caches, each with its own bound: a flood of invented
+//! keys fills only the cache of misses, and cannot push a valid key out (which would cost the
+//! key a lookup, and lock it out while the source is down).
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use moka::future::Cache;
-use moka::ops::compute::Op;
-use moka::Expiry;
+use moka::ops::compute::{CompResult, Op};
 
 use super::Principal;
 
@@ -34,65 +37,49 @@ pub enum Answer {
 
 #[derive(Debug, Clone)]
 struct Entry {
-    lookup: Lookup,
+    principal: Arc<Principal>,
     fetched: Instant,
 }
 
-struct TtlByOutcome {
-    valid: Duration,
-    unknown: Duration,
-}
-
-impl TtlByOutcome {
-    fn ttl(&self, entry: &Entry) -> Duration {
-        match entry.lookup {
-            Lookup::Valid(_) => self.valid,
-            Lookup::Unknown => self.unknown,
-        }
-    }
-}
-
-impl Expiry<String, Entry> for TtlByOutcome {
-    fn expire_after_create(&self, _key: &String, value: &Entry, _now: Instant) -> Option<Duration> {
-        Some(self.ttl(value))
-    }
-
-    fn expire_after_update(
-        &self,
-        _key: &String,
-        value: &Entry,
-        _now: Instant,
-        _current: Option<Duration>,
-    ) -> Option<Duration> {
-        Some(self.ttl(value))
-    }
+/// Sizes and lifetimes of the two caches.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheLimits {
+    pub capacity: u64,
+    pub fresh_ttl: Duration,
+    pub stale_horizon: Duration,
+    pub unknown_capacity: u64,
+    pub unknown_ttl: Duration,
 }
 
 #[derive(Clone)]
 pub struct KeyCache {
-    entries: Cache<String, Entry>,
+    valid: Cache<String, Entry>,
+    unknown: Cache<String, ()>,
     fresh_ttl: Duration,
 }
 
 impl KeyCache {
-    pub fn new(
-        capacity: u64,
-        fresh_ttl: Duration,
-        stale_horizon: Duration,
-        unknown_ttl: Duration,
-    ) -> KeyCache {
-        let entries = Cache::builder()
-            .max_capacity(capacity)
-            .expire_after(TtlByOutcome {
-                valid: stale_horizon.max(fresh_ttl),
-                unknown: unknown_ttl,
-            })
-            .build();
-        KeyCache { entries, fresh_ttl }
+    pub fn new(limits: CacheLimits) -> KeyCache {
+        KeyCache {
+            valid: Cache::builder()
+                .max_capacity(limits.capacity)
+                .time_to_live(limits.stale_horizon.max(limits.fresh_ttl))
+                .build(),
+            unknown: Cache::builder()
+                .max_capacity(limits.unknown_capacity)
+                .time_to_live(limits.unknown_ttl)
+                .build(),
+            fresh_ttl: limits.fresh_ttl,
+        }
     }
 
     fn is_fresh(&self, entry: &Entry) -> bool {
         entry.fetched.elapsed() < self.fresh_ttl
+    }
+
+    /// Whether `key_hash` was valid within the stale horizon: a memory read, no load.
+    pub fn knows_valid(&self, key_hash: &str) -> bool {
+        self.valid.contains_key(key_hash)
     }
 
     /// The fresh cached lookup, or the result of `load`. Concurrent misses for one hash share
@@ -102,38 +89,62 @@ impl KeyCache {
         F: Future<Output = Result<Lookup, E>>,
         E: Send + Sync + 'static,
     {
-        let cached = self.entries.get(key_hash).await;
-        if let Some(entry) = cached.as_ref().filter(|e| self.is_fresh(e)) {
-            return Ok(Answer::Cached(entry.lookup.clone()));
+        let cached = self.valid.get(key_hash).await;
+        match &cached {
+            Some(entry) if self.is_fresh(entry) => {
+                return Ok(Answer::Cached(Lookup::Valid(entry.principal.clone())));
+            }
+            None if self.unknown.contains_key(key_hash) => {
+                return Ok(Answer::Cached(Lookup::Unknown));
+            }
+            _ => {}
         }
+        // The load runs under the valid cache's per-key lock, so concurrent callers wait for it
+        // and then find its answer in one cache or the other.
         let computed = self
-            .entries
+            .valid
             .entry_by_ref(key_hash)
             .and_try_compute_with(|current| async move {
-                // Another caller may have refreshed the entry while this one waited.
-                if current.is_some_and(|e| self.is_fresh(e.value())) {
-                    return Ok(Op::Nop);
+                match &current {
+                    Some(entry) if self.is_fresh(entry.value()) => return Ok(Op::Nop),
+                    None if self.unknown.contains_key(key_hash) => return Ok(Op::Nop),
+                    _ => {}
                 }
-                let lookup = load.await?;
-                Ok(Op::Put(Entry {
-                    lookup,
-                    fetched: Instant::now(),
-                }))
+                match load.await? {
+                    Lookup::Valid(principal) => Ok(Op::Put(Entry {
+                        principal,
+                        fetched: Instant::now(),
+                    })),
+                    Lookup::Unknown => {
+                        self.unknown.insert(key_hash.to_string(), ()).await;
+                        // A key that was valid and no longer is (revoked, deleted) goes.
+                        Ok(if current.is_some() {
+                            Op::Remove
+                        } else {
+                            Op::Nop
+                        })
+                    }
+                }
             })
             .await;
         match computed {
-            Ok(result) => match result.into_entry() {
-                Some(entry) => Ok(Answer::Loaded(entry.into_value().lookup)),
-                None => Ok(Answer::Loaded(Lookup::Unknown)),
-            },
-            Err(err) => match cached.map(|e| e.lookup) {
-                Some(Lookup::Valid(principal)) => Ok(Answer::Stale(principal)),
-                _ => Err(err),
+            Ok(
+                CompResult::Inserted(entry)
+                | CompResult::ReplacedWith(entry)
+                | CompResult::Unchanged(entry),
+            ) => Ok(Answer::Loaded(Lookup::Valid(entry.into_value().principal))),
+            Ok(CompResult::StillNone(_) | CompResult::Removed(_)) => {
+                Ok(Answer::Loaded(Lookup::Unknown))
+            }
+            Err(err) => match cached {
+                Some(entry) => Ok(Answer::Stale(entry.principal)),
+                None => Err(err),
             },
         }
     }
 
     pub async fn evict(&self, key_hash: &str) {
-        self.entries.invalidate(key_hash).await;
+        self.valid.invalidate(key_hash).await;
+        self.unknown.invalidate(key_hash).await;
     }
 }

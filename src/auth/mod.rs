@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use chrono::Utc;
 
-pub use cache::{Answer, KeyCache, Lookup};
+pub use cache::{Answer, CacheLimits, KeyCache, Lookup};
 pub use cache_secret::CacheSecret;
 pub use issue::{issue_key, prepare_key, IssuedKey, NewKey, NewKeyError, MAX_CREDITS};
 pub use principal::Principal;
@@ -104,12 +104,13 @@ impl Authenticator {
     pub fn new(store: GuardedStore, config: &AuthConfig) -> Authenticator {
         Authenticator {
             store,
-            cache: KeyCache::new(
-                config.cache_capacity,
-                config.cache_ttl,
-                config.stale_horizon,
-                config.negative_ttl,
-            ),
+            cache: KeyCache::new(CacheLimits {
+                capacity: config.cache_capacity,
+                fresh_ttl: config.cache_ttl,
+                stale_horizon: config.stale_horizon,
+                unknown_capacity: config.negative_cache_capacity,
+                unknown_ttl: config.negative_ttl,
+            }),
             shared: None,
             source: Source::Local,
             stale_served: Arc::new(AtomicU64::new(0)),
@@ -140,11 +141,32 @@ impl Authenticator {
         self.cache.clone()
     }
 
+    /// Whether `key` was valid within the stale horizon, from L1 alone (no load): such a key
+    /// is let through even from a client address throttled for failed authentication.
+    pub fn knows_valid(&self, key: &str) -> bool {
+        self.cache.knows_valid(&secret::hash(key))
+    }
+
+    /// Keys of the local store must have its format; one that cannot is refused before any
+    /// cache or store is asked. A remote auth service's keys have the remote's format, which is
+    /// not ours to judge.
+    fn check_format(&self, key: &str) -> Result<(), AuthError> {
+        let Source::Local = self.source else {
+            return Ok(());
+        };
+        secret::check_format(key).map_err(|malformed| {
+            metrics::counter!(crate::metrics::AUTH_REJECTED_OFFLINE, "reason" => malformed.reason())
+                .increment(1);
+            AuthError::Invalid
+        })
+    }
+
     pub async fn authenticate(
         &self,
         key: &str,
         client_ip: Option<IpAddr>,
     ) -> Result<Arc<Principal>, AuthError> {
+        self.check_format(key)?;
         let key_hash = secret::hash(key);
         let answer = self
             .cache

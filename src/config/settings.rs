@@ -2,7 +2,9 @@
 //! here (with its default and a doc comment, which `docs/configuration.md` mirrors); loading
 //! and the `MODELGATE_*` variable come for free, and a check goes in `validate.rs`.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+
+use ipnet::IpNet;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -57,6 +59,9 @@ pub struct ServerConfig {
     /// (for probes and Prometheus while the public port is flooded); unset means none.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub admin_listen: Option<SocketAddr>,
+    /// Proxies (IP addresses or CIDR ranges, e.g. `10.0.0.0/8`) whose `Forwarded` or
+    /// `X-Forwarded-For` header names the client; from anyone else those headers are ignored.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +71,7 @@ impl Default for ServerConfig {
             idle_timeout: Duration::from_secs(60),
             max_connections: 0,
             admin_listen: None,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -149,8 +155,17 @@ pub struct AuthConfig {
     /// How long an unknown key is remembered as unknown.
     #[serde(with = "humantime_serde")]
     pub negative_ttl: Duration,
-    /// Most entries the in-process key cache holds.
+    /// Most valid keys the in-process key cache holds.
     pub cache_capacity: u64,
+    /// Most unknown keys the in-process key cache remembers, apart from the valid ones, so
+    /// that a flood of invented keys cannot push valid keys out.
+    pub negative_cache_capacity: u64,
+    /// Failed authentications a client address may make at once before its requests are
+    /// answered 429 `too_many_failed_auth`; 0 turns the throttle off.
+    pub failed_auth_burst: u32,
+    /// Failed authentications per minute a client address is allowed on average (the rate at
+    /// which its burst refills).
+    pub failed_auth_per_minute: u32,
     /// Accept `?api_key=` (off: keys in URLs leak into access logs and browser history).
     pub allow_query_key: bool,
 }
@@ -169,6 +184,26 @@ pub struct HttpConfig {
     /// How long a browser may cache a preflight answer.
     #[serde(with = "humantime_serde")]
     pub cors_max_age: Duration,
+}
+
+impl ServerConfig {
+    /// `server.trusted_proxies` as networks (an address is a network of one). Entries that do
+    /// not parse are left out; validation refuses them before this is used.
+    pub fn trusted_networks(&self) -> Vec<IpNet> {
+        self.trusted_proxies
+            .iter()
+            .filter_map(|entry| parse_network(entry))
+            .collect()
+    }
+}
+
+/// `10.0.0.0/8`, `2001:db8::/32`, or a single address.
+pub(super) fn parse_network(entry: &str) -> Option<IpNet> {
+    let entry = entry.trim();
+    entry
+        .parse::<IpNet>()
+        .ok()
+        .or_else(|| entry.parse::<IpAddr>().ok().map(IpNet::from))
 }
 
 /// Per-key rate limits on the prediction routes (`src/ratelimit/`).
@@ -411,6 +446,9 @@ impl Default for AuthConfig {
             cache_secret: None,
             negative_ttl: Duration::from_secs(5),
             cache_capacity: 100_000,
+            negative_cache_capacity: 100_000,
+            failed_auth_burst: 20,
+            failed_auth_per_minute: 60,
             allow_query_key: false,
         }
     }

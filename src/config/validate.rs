@@ -123,6 +123,29 @@ impl Config {
                  https://app.example.com or http://localhost:3000 (no path, no trailing slash)",
             ),
             (
+                "server.trusted_proxies",
+                self.server
+                    .trusted_proxies
+                    .iter()
+                    .all(|p| super::settings::parse_network(p).is_some()),
+                "expected IP addresses or CIDR ranges, such as 10.0.0.0/8 or 2001:db8::1",
+            ),
+            (
+                "auth.cache_capacity",
+                self.auth.cache_capacity > 0,
+                "expected a number of keys of at least 1",
+            ),
+            (
+                "auth.negative_cache_capacity",
+                self.auth.negative_cache_capacity > 0,
+                "expected a number of keys of at least 1",
+            ),
+            (
+                "auth.failed_auth_per_minute",
+                self.auth.failed_auth_burst == 0 || self.auth.failed_auth_per_minute > 0,
+                "expected a number of at least 1 (set auth.failed_auth_burst = 0 to turn the throttle off)",
+            ),
+            (
                 "ratelimit.local_share",
                 self.ratelimit.local_share > 0.0 && self.ratelimit.local_share <= 1.0,
                 "expected a share between 0 (exclusive) and 1, such as 0.5",

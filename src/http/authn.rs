@@ -1,6 +1,11 @@
 //! Authentication and authorization middleware.
+//!
+//! Failed authentications are throttled per client address (`ratelimit::FailedAuthThrottle`):
+//! a request from an address that has used up its failures is answered 429 before any cache,
+//! Redis or store is asked, unless its key is one the in-process cache knows valid, so that a
+//! guesser's flood never slows a real client sharing its address.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Request, State};
@@ -20,22 +25,62 @@ pub async fn authenticate(
     if super::routes::is_public(path, &state.config.status) {
         return Ok(next.run(request).await);
     }
+    let client_ip = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|info| state.trusted_proxies.client(info.0.ip(), request.headers()));
     let key = extract::api_key(
         request.headers(),
         request.uri().query(),
         state.config.auth.allow_query_key,
-    )?;
-    let client_ip = request
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|info| info.0.ip());
-    let principal = state.auth.authenticate(&key, client_ip).await?;
+    );
+    let principal = match check_key(&state, key, client_ip).await {
+        Ok(principal) => principal,
+        Err(Refusal::Throttled(retry_after)) => {
+            metrics::counter!(crate::metrics::AUTH_FAILURES_THROTTLED).increment(1);
+            return Err(ApiError::too_many_failed_auth(retry_after));
+        }
+        Err(Refusal::Auth(err)) => {
+            if let (AuthError::Invalid, Some(ip)) = (&err, client_ip) {
+                state.failed_auth.failed(ip).await;
+            }
+            return Err(err.into());
+        }
+    };
     tracing::Span::current().record("key_id", principal.key_id.as_str());
     request.extensions_mut().insert(Arc::clone(&principal));
     let mut response = next.run(request).await;
     // For the access log, which sees only the response.
     response.extensions_mut().insert(principal);
     Ok(response)
+}
+
+enum Refusal {
+    /// The client address has no failed authentications left for this long.
+    Throttled(std::time::Duration),
+    Auth(AuthError),
+}
+
+impl From<AuthError> for Refusal {
+    fn from(err: AuthError) -> Self {
+        Refusal::Auth(err)
+    }
+}
+
+async fn check_key(
+    state: &AppState,
+    key: Result<String, AuthError>,
+    client_ip: Option<IpAddr>,
+) -> Result<Arc<Principal>, Refusal> {
+    let key = key?;
+    if let Some(ip) = client_ip {
+        if let Some(retry_after) = state.failed_auth.throttled(ip).await {
+            if !state.auth.knows_valid(&key) {
+                return Err(Refusal::Throttled(retry_after));
+            }
+        }
+    }
+    Ok(state.auth.authenticate(&key, client_ip).await?)
 }
 
 /// Lets the request through only when the caller's key grants `needed`.

@@ -77,6 +77,9 @@ error_codes! {
     ValidationFailed => "validation_failed",
     /// 429: the key is over its rate limit, or the remote auth service said so.
     RateLimited => "rate_limited",
+    /// 429: the client address failed authentication too often; no key is checked from it
+    /// (except keys known valid) until `Retry-After`.
+    TooManyFailedAuth => "too_many_failed_auth",
     /// 500: the model failed on inputs that passed validation (a bug; logged).
     InferenceFailed => "inference_failed",
     /// 500: a handler panicked or its task was lost (a bug; logged).

@@ -4,6 +4,7 @@ mod access_log;
 mod allow;
 mod authn;
 mod caching;
+pub mod client_addr;
 mod compression;
 mod cors;
 mod credits;
@@ -110,6 +111,10 @@ pub struct Services {
     pub redis: Option<crate::redis::Redis>,
     /// Per-key limits of the prediction routes.
     pub ratelimit: RateLimiter,
+    /// Client addresses that failed authentication too often.
+    pub failed_auth: crate::ratelimit::FailedAuthThrottle,
+    /// Whose `Forwarded`/`X-Forwarded-For` names the client.
+    pub trusted_proxies: client_addr::TrustedProxies,
     pub health: Arc<Health>,
     pub models: ModelRegistry,
     pub lifecycle: Arc<Lifecycle>,

@@ -160,6 +160,21 @@ impl ApiError {
         )
     }
 
+    /// 429: this client address failed authentication too often; `Retry-After` says when the
+    /// next attempt will be looked at.
+    pub fn too_many_failed_auth(retry_after: Duration) -> Self {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            ErrorCode::TooManyFailedAuth,
+            "Too many failed authentications",
+            "Too many requests from this address carried an invalid API key; retry after the given delay.",
+        )
+        .with_header(
+            header::RETRY_AFTER,
+            HeaderValue::from(seconds_rounded_up(retry_after).max(1)),
+        )
+    }
+
     /// The body, completed with the request's id.
     pub fn body<'a>(&'a self, request_id: &'a str) -> ProblemBody<'a> {
         ProblemBody {

@@ -65,6 +65,16 @@ impl Quota {
         }
     }
 
+    /// A burst of `burst` requests refilling one per `interval` (a quota not tied to a key's
+    /// [`RateLimit`]).
+    pub fn with_burst(burst: u32, interval: Duration) -> Quota {
+        let limit = burst.max(1);
+        Quota {
+            limit,
+            period_us: micros(interval).max(1).saturating_mul(u64::from(limit)),
+        }
+    }
+
     /// `share` of this quota, rate and burst alike, rounded down but at least one request per
     /// period: rounding up could grant more than the key's limit across instances.
     pub fn share(self, share: f64) -> Quota {
@@ -143,6 +153,22 @@ mod tests {
             }
             None => quota.decision(false, *tat, now),
         }
+    }
+
+    #[test]
+    fn a_burst_quota_refills_one_per_interval() {
+        let q = Quota::with_burst(20, Duration::from_secs(1));
+        assert_eq!(q.limit(), 20);
+        assert_eq!(q.interval_us(), SECOND);
+        let mut tat = 0;
+        let now = 50 * SECOND;
+        for _ in 0..20 {
+            assert!(request(q, &mut tat, now).allowed);
+        }
+        let refused = request(q, &mut tat, now);
+        assert!(!refused.allowed);
+        assert_eq!(refused.retry_after, Duration::from_secs(1));
+        assert!(request(q, &mut tat, now + SECOND).allowed);
     }
 
     #[test]

@@ -69,6 +69,17 @@ impl LocalLimiter {
         }
     }
 
+    /// How long until `key_id` would be admitted again, when it would be refused now; `None`
+    /// when it would be admitted. Counts nothing, and remembers no new key.
+    pub async fn refusal(&self, key_id: &str, quota: Quota) -> Option<Duration> {
+        let tat = self.keys.get(key_id).await?.load(Ordering::Acquire);
+        let now = self.now();
+        match quota.admit(tat, now) {
+            Some(_) => None,
+            None => Some(quota.decision(false, tat, now).retry_after),
+        }
+    }
+
     /// Counts a request the global tier admitted, so that if Redis fails this instance goes on
     /// from its own recent use instead of handing every busy key a fresh allowance.
     pub async fn charge(&self, key_id: &str, quota: Quota) {
@@ -132,6 +143,22 @@ mod tests {
             total += task.await.expect("task");
         }
         assert_eq!(total, 50);
+    }
+
+    #[tokio::test]
+    async fn refusal_looks_without_counting() {
+        let limiter = LocalLimiter::new(100);
+        let q = quota(2, Period::Minute);
+        assert_eq!(limiter.refusal("k", q).await, None);
+        assert_eq!(admitted(&limiter, "k", q, 1).await, 1);
+        assert_eq!(limiter.refusal("k", q).await, None);
+        assert_eq!(admitted(&limiter, "k", q, 1).await, 1);
+        let wait = limiter.refusal("k", q).await;
+        assert!(wait.is_some_and(|w| w > Duration::from_secs(29) && w <= Duration::from_secs(30)));
+        for _ in 0..10 {
+            let again = limiter.refusal("k", q).await;
+            assert!(again.is_some() && again <= wait, "looking does not count");
+        }
     }
 
     #[tokio::test]

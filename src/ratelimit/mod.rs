@@ -7,13 +7,18 @@
 //! the breaker is open. Without Redis the local tier is the only one and grants the whole
 //! limit. While Redis answers it is authoritative; the local tier is only charged for what
 //! it admitted, so that a fallback starts from this instance's recent use.
+//!
+//! The same local GCRA also throttles client addresses that fail authentication too often
+//! (`failed_auth`).
 
+mod failed_auth;
 mod gcra;
 mod global;
 mod local;
 
 use std::sync::Arc;
 
+pub use failed_auth::FailedAuthThrottle;
 pub use gcra::{Decision, Quota};
 
 use crate::config::RateLimitConfig;
