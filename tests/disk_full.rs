@@ -163,7 +163,11 @@ async fn a_full_disk_loses_records_countably_and_recovers_without_a_restart() {
     let outboxed = |m: &str| metric(m, "modelgate_events_outboxed_total{sink=\"database\"}");
     let before = outboxed(&metrics_at(&app.client, &app.url("")).await);
     let outboxed_ids = predictions(&app, &key, 20).await;
-    assert_eq!(outboxed_ids.len(), 20, "every record kept while the outbox has room");
+    assert_eq!(
+        outboxed_ids.len(),
+        20,
+        "every record kept while the outbox has room"
+    );
     support::metrics::wait_for_metrics(
         &app.client,
         &app.url(""),

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use modelgate::store::{InferenceLogRow, Store};
 use serde_json::json;
 use sqlx::Connection;
-use support::metrics::{metric, wait_for_metrics};
+use support::metrics::metric;
 use support::wait::poll;
 use support::{Backend, TestApp, TestDatabase};
 
@@ -80,6 +80,19 @@ async fn an_outcome_is_recorded(app: &TestApp, key: &str, id: &str) {
     );
 }
 
+/// Waits until the metrics count at least `rows` pruned and report the table's size.
+async fn pruned_and_measured(app: &TestApp, rows: f64) {
+    app.wait_for_metrics(
+        Duration::from_secs(10),
+        &format!("{rows} rows pruned and the table measured"),
+        |m| {
+            metric(m, "modelgate_events_pruned_total") >= rows
+                && metric(m, "modelgate_events_table_bytes") > 0.0
+        },
+    )
+    .await;
+}
+
 fn with_quick_pruning(config: &mut modelgate::config::Config) {
     config.events.retention = Duration::from_secs(30 * 24 * 3600);
     config.events.prune_interval = Duration::from_secs(1);
@@ -128,17 +141,7 @@ async fn sqlite_prunes_rows_past_the_window_and_keeps_the_rest() {
     for id in &old {
         pruned(&app, id).await;
     }
-    wait_for_metrics(
-        &app.client,
-        &app.url(""),
-        Duration::from_secs(10),
-        "5000 rows pruned and the table measured",
-        |m| {
-            metric(m, "modelgate_events_pruned_total") >= 5000.0
-                && metric(m, "modelgate_events_table_bytes") > 0.0
-        },
-    )
-    .await;
+    pruned_and_measured(&app, 5000.0).await;
     for id in [&recent, &just_inside] {
         assert!(
             app.store.inference_owner(id).await.expect("q").is_some(),
@@ -228,17 +231,7 @@ async fn postgres_drops_old_day_partitions_and_makes_the_coming_ones() {
         .expect("q")
         .is_some());
     an_outcome_is_recorded(&app, &key, &recent).await;
-    wait_for_metrics(
-        &app.client,
-        &app.url(""),
-        Duration::from_secs(5),
-        "pruned counted",
-        |m| {
-            metric(m, "modelgate_events_pruned_total") >= 2.0
-                && metric(m, "modelgate_events_table_bytes") > 0.0
-        },
-    )
-    .await;
+    pruned_and_measured(&app, 2.0).await;
     app.stop().await;
 }
 
