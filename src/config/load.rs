@@ -90,6 +90,23 @@ mod tests {
         assert_eq!(config.status.refresh, Duration::from_secs(2));
     }
 
+    /// The example in docs/configuration.md is a file operators copy: it must load as it is.
+    #[test]
+    fn the_documented_example_file_loads() {
+        let docs = include_str!("../../docs/configuration.md");
+        let example = docs
+            .split("## Example file")
+            .nth(1)
+            .and_then(|rest| rest.split("```toml\n").nth(1))
+            .and_then(|rest| rest.split("```").next())
+            .expect("docs/configuration.md has an example file");
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("modelgate.toml");
+        std::fs::write(&path, example).expect("write");
+        let config = Config::load_from(Some(&path), &HashMap::new()).expect("the example loads");
+        assert_eq!(config.server.trusted_proxies, ["10.0.0.0/8"]);
+    }
+
     #[test]
     fn cors_origins_are_a_comma_separated_list_of_exact_origins() {
         let config = Config::load_from(
