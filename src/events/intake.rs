@@ -293,4 +293,26 @@ mod tests {
         assert_eq!(refused.reason, JOURNAL_FULL);
         intake.close();
     }
+
+    /// An outbox folder from before the journal: what overflowed then is replayed now.
+    #[test]
+    fn an_older_overflow_log_becomes_the_journal() {
+        let dir = tempfile::tempdir().expect("dir");
+        let budget = Arc::new(Budget::unpublished(1 << 20));
+        let old = SegmentLog::open(&dir.path().join("overflow"), 1 << 20, budget).expect("old");
+        old.append(&[sample(7).to_json()], true).expect("append");
+        drop(old);
+        adopt_overflow_log(dir.path()).expect("adopt");
+        assert!(!dir.path().join("overflow").exists());
+        let batch = journal(dir.path(), 1 << 20).read(10).expect("read");
+        let seqs: Vec<u64> = batch
+            .payloads
+            .iter()
+            .map(|p| Record::from_json(p).expect("record").seq)
+            .collect();
+        assert_eq!(seqs, [7]);
+        // A second start finds nothing left to adopt and keeps the journal.
+        adopt_overflow_log(dir.path()).expect("again");
+        assert!(dir.path().join(JOURNAL).is_dir());
+    }
 }
