@@ -90,12 +90,13 @@ async fn a_full_outbox_drops_exactly_what_it_cannot_hold_and_says_so() {
     app.stop().await;
 }
 
-/// A record as an earlier run would have written it.
+/// A record as an earlier run would have written it, a moment ago: one older than
+/// `events.retention` would be removed by the pruner as soon as it landed.
 fn record(seq: u64) -> Value {
     json!({
         "id": uuid::Uuid::now_v7().to_string(), "instance": "earlier-run", "seq": seq,
         "api_key_id": "k", "model_id": "21", "model_version": "1", "inputs": {}, "outputs": {"score": 1},
-        "truncated": false, "latency_ms": 0.5, "status": "ok", "created_at": "2026-01-01T00:00:00Z"
+        "truncated": false, "latency_ms": 0.5, "status": "ok", "created_at": chrono::Utc::now().to_rfc3339()
     })
 }
 
