@@ -38,6 +38,15 @@ async fn old_record(store: &Store, api_key_id: &str, created_at: DateTime<Utc>) 
 }
 
 /// A prediction through the API, once its record is stored; returns its id.
+/// The key id a stored record belongs to.
+async fn owner_of(app: &TestApp, id: &str) -> String {
+    app.store
+        .inference_owner(id)
+        .await
+        .expect("q")
+        .expect("owner")
+}
+
 async fn logged_prediction(app: &TestApp, key: &str) -> String {
     let id = app.predict(key).await.log_id().await.expect("logged id");
     poll(
@@ -104,12 +113,7 @@ async fn sqlite_prunes_rows_past_the_window_and_keeps_the_rest() {
     let key = app.predict_key().await;
     let recent = logged_prediction(&app, &key).await;
     // More than one batch of old rows, so that pruning takes several steps.
-    let owner = app
-        .store
-        .inference_owner(&recent)
-        .await
-        .expect("q")
-        .expect("owner");
+    let owner = owner_of(&app, &recent).await;
     let mut old = Vec::new();
     for chunk in 0..5 {
         let rows: Vec<String> = (0..1000).map(|i| format!("{chunk}-{i}")).collect();
@@ -212,12 +216,7 @@ async fn postgres_drops_old_day_partitions_and_makes_the_coming_ones() {
     .expect("old partition");
     let key = app.predict_key().await;
     let recent = logged_prediction(&app, &key).await;
-    let owner = app
-        .store
-        .inference_owner(&recent)
-        .await
-        .expect("q")
-        .expect("owner");
+    let owner = owner_of(&app, &recent).await;
     let in_old_day = old_record(&app.store, &owner, old_day + DAY / 2).await;
     let in_default = old_record(&app.store, &owner, now - DAY * 50).await;
 
