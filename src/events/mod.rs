@@ -2,7 +2,7 @@
 //! `inference_logs` table, the Redis stream), through a durable outbox when a sink is away.
 //!
 //! ```text
-//! request ─▶ committer ─ write ─▶ journal          (the response waits for this write only)
+//! request ─▶ round leader ─ write ─▶ journal      (the response waits for this write only)
 //!                └─ try_send ─▶ queue ─▶ writer ─┬─▶ lane "database" ─▶ sink | outbox ─▶ drainer ─▶ sink
 //!      (queue full, restart) journal ─┘          └─▶ lane "stream"   ─▶ sink | outbox ─▶ drainer ─▶ sink
 //! ```
