@@ -370,34 +370,35 @@ mod tests {
     async fn a_kept_record_is_in_the_journal_before_submit_returns_and_in_order() {
         let dir = tempfile::tempdir().expect("dir");
         // No writer reads the queue: what survives is what the journal holds.
-        let (queue, _unread) = mpsc::channel(4);
-        let intake = Intake::start(queue, journal(dir.path(), 1 << 20), Duration::from_secs(60))
-            .expect("start");
+        let (intake, _unread) = started(dir.path(), 1 << 20, 4);
         let submits = (0..64).map(|_| intake.submit(sample(0)));
         let kept = futures::future::join_all(submits).await;
         assert!(kept.iter().all(Result::is_ok));
         assert!(intake.is_overflowing(), "the queue (4) overflowed");
         // A second reader of the same files, as a restart after kill -9 would be.
-        let reopened = journal(dir.path(), 1 << 20);
-        let batch = reopened.read(1000).expect("read");
-        let seqs: Vec<u64> = batch
-            .payloads
-            .iter()
-            .map(|p| Record::from_json(p).expect("record").seq)
-            .collect();
-        assert_eq!(seqs, (1..=64).collect::<Vec<_>>());
+        assert_eq!(journal_seqs(dir.path()), (1..=64).collect::<Vec<_>>());
         intake.close();
     }
 
     #[tokio::test]
     async fn a_record_the_journal_cannot_hold_is_not_kept() {
         let dir = tempfile::tempdir().expect("dir");
-        let (queue, _unread) = mpsc::channel(4);
-        let intake =
-            Intake::start(queue, journal(dir.path(), 10), Duration::from_secs(60)).expect("start");
+        let (intake, _unread) = started(dir.path(), 10, 4);
         let refused = intake.submit(sample(0)).await.expect_err("over the cap");
         assert_eq!(refused.reason, JOURNAL_FULL);
         intake.close();
+    }
+
+    /// An intake on a journal in `dir` with a queue of `queue` records no writer reads.
+    fn started(
+        dir: &std::path::Path,
+        cap: u64,
+        queue: usize,
+    ) -> (Arc<Intake>, mpsc::Receiver<Journaled>) {
+        let (sender, unread) = mpsc::channel(queue);
+        let intake =
+            Intake::start(sender, journal(dir, cap), Duration::from_secs(60)).expect("start");
+        (intake, unread)
     }
 
     fn journal_seqs(dir: &std::path::Path) -> Vec<u64> {
@@ -413,9 +414,7 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn concurrent_requests_share_rounds_and_keep_their_order() {
         let dir = tempfile::tempdir().expect("dir");
-        let (queue, mut writer) = mpsc::channel(1000);
-        let intake = Intake::start(queue, journal(dir.path(), 1 << 20), Duration::from_secs(60))
-            .expect("start");
+        let (intake, mut writer) = started(dir.path(), 1 << 20, 1000);
         let requests: Vec<_> = (0..400)
             .map(|_| {
                 let intake = intake.clone();
@@ -440,9 +439,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_gone_before_its_turn_is_passed_over() {
         let dir = tempfile::tempdir().expect("dir");
-        let (queue, _unread) = mpsc::channel(16);
-        let intake = Intake::start(queue, journal(dir.path(), 1 << 20), Duration::from_secs(60))
-            .expect("start");
+        let (intake, _unread) = started(dir.path(), 1 << 20, 16);
         intake.pending().leading = true; // a round is being written
         let mut gone = Box::pin(intake.submit(sample(0)));
         let mut next = Box::pin(intake.submit(sample(0)));
@@ -461,9 +458,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_gone_after_being_told_to_lead_still_leads() {
         let dir = tempfile::tempdir().expect("dir");
-        let (queue, _unread) = mpsc::channel(16);
-        let intake = Intake::start(queue, journal(dir.path(), 1 << 20), Duration::from_secs(60))
-            .expect("start");
+        let (intake, _unread) = started(dir.path(), 1 << 20, 16);
         intake.pending().leading = true;
         let mut told = Box::pin(intake.submit(sample(0)));
         let mut behind = Box::pin(intake.submit(sample(0)));
@@ -487,13 +482,7 @@ mod tests {
         drop(old);
         adopt_overflow_log(dir.path()).expect("adopt");
         assert!(!dir.path().join("overflow").exists());
-        let batch = journal(dir.path(), 1 << 20).read(10).expect("read");
-        let seqs: Vec<u64> = batch
-            .payloads
-            .iter()
-            .map(|p| Record::from_json(p).expect("record").seq)
-            .collect();
-        assert_eq!(seqs, [7]);
+        assert_eq!(journal_seqs(dir.path()), [7]);
         // A second start finds nothing left to adopt and keeps the journal.
         adopt_overflow_log(dir.path()).expect("again");
         assert!(dir.path().join(JOURNAL).is_dir());
