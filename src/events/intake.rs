@@ -28,8 +28,10 @@ use super::Record;
 pub const JOURNAL: &str = "journal";
 /// The drop `reason` of records refused at `events.journal_max_bytes`.
 const JOURNAL_FULL: &str = "journal_full";
-/// The drop `reason` once the intake is closed (shutting down) or its leader vanished.
-const OUTBOX_ERROR: &str = "outbox_error";
+/// The record was not written because the intake is closed (shutting down) or gone.
+const CLOSED: NotKept = NotKept {
+    reason: "outbox_error",
+};
 
 /// Before the journal, only records that found the queue full were logged, in `overflow/`, in
 /// the same format: an outbox folder from then has it become the journal, so that an upgrade
@@ -152,33 +154,28 @@ impl Intake {
         let (seq, follower) = {
             let mut pending = self.pending();
             if pending.closed {
-                return Err(NotKept {
-                    reason: OUTBOX_ERROR,
-                });
+                return Err(CLOSED);
             }
             let seq = pending.next_seq;
             pending.next_seq += 1;
             record.seq = seq;
-            let follower = if pending.leading {
+            // The first to find no round under way leads; its own record needs no reply.
+            let (reply, turn) = if pending.leading {
                 let (reply, turn) = oneshot::channel();
-                pending.records.push(Waiting {
-                    record,
-                    reply: Some(reply),
-                });
-                Some(Follower {
+                (Some(reply), Some(turn))
+            } else {
+                pending.leading = true;
+                (None, None)
+            };
+            pending.records.push(Waiting { record, reply });
+            (
+                seq,
+                turn.map(|turn| Follower {
                     intake: self,
                     seq,
                     turn,
-                })
-            } else {
-                pending.leading = true;
-                pending.records.push(Waiting {
-                    record,
-                    reply: None,
-                });
-                None
-            };
-            (seq, follower)
+                }),
+            )
         };
         metrics::counter!(crate::metrics::EVENTS_ENQUEUED).increment(1);
         if let Some(mut follower) = follower {
@@ -186,11 +183,7 @@ impl Intake {
                 Ok(Turn::Done(kept)) => return kept,
                 Ok(Turn::Lead) => {}
                 // The intake is gone: nothing was written.
-                Err(_) => {
-                    return Err(NotKept {
-                        reason: OUTBOX_ERROR,
-                    })
-                }
+                Err(_) => return Err(CLOSED),
             }
         }
         self.lead(seq)
@@ -199,9 +192,7 @@ impl Intake {
     /// Writes the pending round (which holds the record `own`) and hands the lead on.
     /// Synchronous, so that a cancelled request cannot leave a round half done.
     fn lead(&self, own: u64) -> Result<(), NotKept> {
-        let mut kept = Err(NotKept {
-            reason: OUTBOX_ERROR,
-        });
+        let mut kept = Err(CLOSED);
         loop {
             let round = std::mem::take(&mut self.pending().records);
             if let Some(outcome) = self.commit(round, own) {
