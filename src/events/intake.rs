@@ -2,7 +2,7 @@
 //!
 //! Acknowledged means durable: a prediction's response carries its `inference_log_id` only once
 //! the record is in the journal (a `SegmentLog` in the outbox folder), that is in the kernel, so
-//! that a process crash (`kill -9`) cannot take it. One write(2) serves many requests (group
+//! that a process crash (`kill -9`) cannot take it. One write(2) serves every request pending (group
 //! commit): the request that finds no write under way leads, writes what is pending (its own
 //! record and everyone's who arrived meanwhile) and answers them; those who arrived during its
 //! write wait, and the oldest of them is told to lead the next round. No thread in between:
