@@ -35,9 +35,10 @@ fn rows(n: usize) -> Vec<f32> {
 
 fn forest(c: &mut Criterion) {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/21/model.onnx");
-    let native = Runtime::load(&path, "probabilities", FEATURES).expect("native load");
+    let graph = std::fs::read(path).expect("models/21/model.onnx");
+    let native = Runtime::load(&graph, "probabilities", FEATURES).expect("native load");
     assert_eq!(native.engine(), "native-tree-ensemble");
-    let tract = Runtime::load_tract(&path, "probabilities", FEATURES).expect("tract load");
+    let tract = Runtime::load_tract(&graph, "probabilities", FEATURES).expect("tract load");
     let mut group = c.benchmark_group("model21_forest");
     for batch in [1usize, 64] {
         let input = rows(batch);

@@ -13,7 +13,7 @@ use crate::events::{DatabaseSink, Events, Sink, StreamSink, UsageSink};
 use crate::health::{self, Check, DiskWatch, Health, Probe};
 use crate::http::client_addr::TrustedProxies;
 use crate::http::{self, server, AppState, Lifecycle};
-use crate::models::{LoadError, ModelRegistry};
+use crate::models::{self, Catalog, LoadError};
 use crate::ratelimit::{FailedAuthThrottle, RateLimiter};
 use crate::redis::{ClientError, Redis};
 use crate::resilience::Dependency;
@@ -66,7 +66,7 @@ impl App {
         config.require_models_dir()?;
         // Installed before anything records, so that no early sample is lost.
         crate::metrics::handle();
-        let models = ModelRegistry::load_dir(&config.models_dir)?;
+        let models = Arc::new(Catalog::open(&config.models_dir)?);
         let store = GuardedStore::open(&config.database, config.breaker.clone()).await?;
         // Before any socket: the cap derives from the limit in force.
         let fd_limit = server::raise_fd_limit();
@@ -184,6 +184,10 @@ impl App {
                 state.config.events.prune_interval,
             ));
         }
+        background.push(models::reload::spawn(
+            state.models.clone(),
+            state.config.models.poll_interval,
+        ));
         let events = state.events.start();
         let grace = state.config.shutdown_grace;
         let lifecycle = state.lifecycle.clone();
@@ -293,13 +297,14 @@ fn health_checks(
     store: &GuardedStore,
     redis: Option<&Redis>,
     auth: &Authenticator,
-    models: &ModelRegistry,
+    models: &Arc<Catalog>,
     events: &Events,
 ) -> Health {
     let mut checks = vec![Check::new(
         "models",
         true,
-        "no model is loaded: every prediction fails",
+        "predictions of the models named fail (503 model_not_ready), or a new version they \
+         were given does not serve",
         Probe::Models(models.clone()),
     )];
     let database_impact = if config.auth.service_url.is_some() {

@@ -77,6 +77,10 @@ catalogue! {
         "Rate-limit decisions made locally because Redis could not answer, by `reason` (open, timeout, error).";
     INFERENCE_DURATION: Histogram in Seconds = "modelgate_inference_duration_seconds",
         "Time in the runtime (native evaluator or tract) per prediction call, by `model`.";
+    MODEL_VERSION_INFO: Gauge = "modelgate_model_version_info",
+        "1 for the version of each `model` that serves (with its `version` and `source`: folder or mlflow), 0 for one it replaced.";
+    MODEL_SWAPS: Counter = "modelgate_model_swaps_total",
+        "Changes reloads made to a `model`, by `outcome`: added, swapped, removed, refused (a new version that failed to load or its checks, and does not serve).";
     HEALTH_STATUS: Gauge = "modelgate_health_status",
         "The service's verdict: 0 healthy, 1 degraded, 2 unhealthy.";
     DEPENDENCY_STATUS: Gauge = "modelgate_dependency_status",

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::output::{self, outln};
 use super::Failure;
 use crate::config::Config;
-use crate::models::ModelRegistry;
+use crate::models::Catalog;
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
@@ -29,10 +29,9 @@ pub enum ConfigCommand {
 pub fn models(command: ModelsCommand, config: &Config) -> Result<(), Failure> {
     let ModelsCommand::List { json } = command;
     config.require_models_dir()?;
-    let registry =
-        ModelRegistry::load_dir(&config.models_dir).map_err(|e| Failure::usage(e.to_string()))?;
+    let catalog = Catalog::open(&config.models_dir).map_err(|e| Failure::usage(e.to_string()))?;
     if json {
-        let models: Vec<_> = registry.all().map(|m| m.summary()).collect();
+        let models: Vec<_> = catalog.serving().iter().map(|m| m.summary()).collect();
         return outln!("{:#}", json!(models));
     }
     outln!(
@@ -42,13 +41,13 @@ pub fn models(command: ModelsCommand, config: &Config) -> Result<(), Failure> {
         "VERSION",
         "KIND"
     )?;
-    for m in registry.all() {
+    for m in catalog.serving() {
         let manifest = m.manifest();
         outln!(
             "{:<8}  {:<28}  {:<10}  {:<11}  {}",
             m.id(),
             manifest.name,
-            manifest.version,
+            m.version().version,
             format!("{:?}", manifest.kind).to_lowercase(),
             m.engine()
         )?;

@@ -36,6 +36,7 @@ pub struct Config {
     pub log: LogConfig,
     pub status: StatusConfig,
     pub events: EventsConfig,
+    pub models: ModelsConfig,
 }
 
 /// Connections of the HTTP listener (`src/http/server/`): every phase of a connection has a
@@ -230,6 +231,24 @@ impl Default for RateLimitConfig {
     }
 }
 
+/// Picking up new model versions while serving (docs/models.md, "Versions and reloads").
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ModelsConfig {
+    /// How often the models folder is read again for added, changed and removed models; 0 turns
+    /// polling off (SIGHUP and `POST /api/v1/admin/models/reload` still reload).
+    #[serde(with = "humantime_serde")]
+    pub poll_interval: Duration,
+}
+
+impl Default for ModelsConfig {
+    fn default() -> Self {
+        ModelsConfig {
+            poll_interval: Duration::from_secs(10),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct HealthConfig {
@@ -409,6 +428,7 @@ impl Default for Config {
             log: LogConfig::default(),
             status: StatusConfig::default(),
             events: EventsConfig::default(),
+            models: ModelsConfig::default(),
         }
     }
 }

@@ -1,10 +1,10 @@
-//! The models folder: every model loads, as `modelgate serve` requires.
+//! The models folder: every model loads and passes its checks, as `modelgate serve` requires.
 
 use std::path::Path;
 use std::time::Duration;
 
 use super::{detached, Check, DependencyReport};
-use crate::models::ModelRegistry;
+use crate::models::Catalog;
 
 /// Loading is local work, slower than a network step in a debug build or on a busy machine;
 /// `--timeout` is meant for remote answers, so here it is only ever raised.
@@ -16,9 +16,13 @@ pub(crate) async fn check(dir: &Path, timeout: Duration) -> DependencyReport {
     let mut check = Check::new("models", true, &shown, vec!["load"], timeout);
     let folder = dir.to_path_buf();
     let load = async move {
-        match detached(move || ModelRegistry::load_dir(&folder)).await {
-            Some(Ok(registry)) => {
-                let ids: Vec<String> = registry.all().map(|m| m.id().to_string()).collect();
+        match detached(move || Catalog::open(&folder)).await {
+            Some(Ok(catalog)) => {
+                let ids: Vec<String> = catalog
+                    .serving()
+                    .iter()
+                    .map(|m| m.id().to_string())
+                    .collect();
                 Ok((
                     (),
                     format!("{} model(s) loaded: {}", ids.len(), ids.join(", ")),

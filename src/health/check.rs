@@ -24,6 +24,8 @@ struct CheckState {
     since: DateTime<Utc>,
     /// The last probe's failure; `None` once a probe succeeds.
     probe_error: Option<String>,
+    /// Whether that failure leaves the dependency working, only worse ([`Outcome::Degraded`]).
+    probe_degraded: bool,
 }
 
 /// A check as `/health` shows it.
@@ -58,6 +60,7 @@ impl Check {
                 status: Status::Healthy,
                 since: Utc::now(),
                 probe_error: None,
+                probe_degraded: false,
             }),
         };
         if let Some(outcome) = check.probe.immediate() {
@@ -98,11 +101,14 @@ impl Check {
 
     fn remember(&self, outcome: Outcome) {
         let mut state = self.lock();
-        match outcome {
-            Outcome::Up => state.probe_error = None,
-            Outcome::Down(error) => state.probe_error = Some(error),
-            Outcome::NotTried => {}
-        }
+        let (error, degraded) = match outcome {
+            Outcome::Up => (None, false),
+            Outcome::Degraded(error) => (Some(error), true),
+            Outcome::Down(error) => (Some(error), false),
+            Outcome::NotTried => return,
+        };
+        state.probe_error = error;
+        state.probe_degraded = degraded;
     }
 
     /// Recomputes the status from the breaker and the last probe; reports a change.
@@ -114,7 +120,9 @@ impl Check {
         let breaker = self.probe.dependency().map(|d| d.status().breaker);
         let mut state = self.lock();
         let status = match (breaker, &state.probe_error) {
-            (Some(BreakerState::Open), _) | (_, Some(_)) => Status::Unhealthy,
+            (Some(BreakerState::Open), _) => Status::Unhealthy,
+            (_, Some(_)) if state.probe_degraded => Status::Degraded,
+            (_, Some(_)) => Status::Unhealthy,
             (Some(BreakerState::HalfOpen), None) => Status::Degraded,
             _ => Status::Healthy,
         };

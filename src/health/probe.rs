@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::disk::DiskWatch;
 use crate::auth::RemoteAuth;
 use crate::events::outbox::Budget;
-use crate::models::ModelRegistry;
+use crate::models::{Catalog, Verdict};
 use crate::redis::Redis;
 use crate::resilience::{CallError, Dependency};
 use crate::store::GuardedStore;
@@ -17,7 +17,8 @@ pub enum Probe {
     Database(GuardedStore),
     Redis(Box<Redis>),
     AuthService(RemoteAuth),
-    Models(ModelRegistry),
+    /// Whether every model that must serve has a version, and whether one was refused.
+    Models(Arc<Catalog>),
     /// The events outbox's fill, from memory: down while records are being dropped.
     Outbox(Arc<Budget>),
     /// Free space where records are written, and whether the database refused them for lack
@@ -28,6 +29,8 @@ pub enum Probe {
 /// A probe's answer.
 pub enum Outcome {
     Up,
+    /// Working, with a problem worth showing (e.g. a model version that was refused).
+    Degraded(String),
     Down(String),
     /// The breaker refused the call: nothing new was learnt.
     NotTried,
@@ -56,10 +59,11 @@ impl Probe {
     /// The outcome of probes that need no I/O, known as soon as the check exists.
     pub fn immediate(&self) -> Option<Outcome> {
         match self {
-            Probe::Models(models) if models.is_empty() => {
-                Some(Outcome::Down("no model loaded".into()))
-            }
-            Probe::Models(_) => Some(Outcome::Up),
+            Probe::Models(models) => Some(match models.verdict() {
+                Verdict::Up => Outcome::Up,
+                Verdict::Degraded(problem) => Outcome::Degraded(problem),
+                Verdict::Down(problem) => Outcome::Down(problem),
+            }),
             Probe::Outbox(budget) if budget.is_full() => Some(Outcome::Down(format!(
                 "outbox full ({} of {} bytes)",
                 budget.used(),

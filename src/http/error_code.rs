@@ -43,8 +43,12 @@ error_codes! {
     InsufficientBalance => "insufficient_balance",
     /// 403: the key lacks the scope the route needs.
     InsufficientScope => "insufficient_scope",
-    /// 404: the path names a model that is not loaded.
+    /// 404: the path names a model that is not configured.
     ModelNotFound => "model_not_found",
+    /// 404: the path pins a version of the model that is not loaded.
+    ModelVersionNotFound => "model_version_not_found",
+    /// 503: the model is configured but no version of it is loaded (the detail says why).
+    ModelNotReady => "model_not_ready",
     /// 404: revocation of a key id the store does not know.
     KeyNotFound => "key_not_found",
     /// 404: an outcome for a prediction that is not (or not yet) in the inference log.
@@ -90,6 +94,8 @@ error_codes! {
     StoreUnavailable => "store_unavailable",
     /// 503: a prepaid key's balance cannot be checked because the store cannot be reached.
     CreditsUnavailable => "credits_unavailable",
+    /// 503: a reload of the models could not read the models folder.
+    ModelsUnavailable => "models_unavailable",
     /// 503: `server.max_connections` connections are open; this one is closed at once.
     TooManyConnections => "too_many_connections",
 }

@@ -29,7 +29,7 @@ pub enum ProbeStatus {
 pub struct ProbeBody {
     status: ProbeStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'static str>,
+    reason: Option<String>,
 }
 
 /// `GET /version`.
@@ -48,12 +48,15 @@ pub async fn live() -> Json<ProbeBody> {
     })
 }
 
-/// 503 only while unhealthy (no model loaded) or draining: a degraded instance still serves.
+/// 503 while a model that must serve has no loaded version, while unhealthy, or while
+/// draining: a degraded instance still serves.
 pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ProbeBody>) {
     let reason = if state.lifecycle.is_draining() {
-        Some("shutting down")
+        Some("shutting down".to_string())
+    } else if let Err(reason) = state.models.readiness() {
+        Some(reason)
     } else if state.health.status() == Status::Unhealthy {
-        Some("unhealthy: see /health")
+        Some("unhealthy: see /health".to_string())
     } else {
         None
     };

@@ -20,6 +20,7 @@ mod path_id;
 mod predict;
 pub mod problem;
 mod ratelimit;
+mod reload;
 pub mod request_id;
 mod routes;
 mod serde_words;
@@ -42,7 +43,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use crate::auth::Authenticator;
 use crate::config::Config;
 use crate::health::Health;
-use crate::models::ModelRegistry;
+use crate::models::Catalog;
 use crate::ratelimit::RateLimiter;
 use crate::resilience::deadline;
 use crate::store::GuardedStore;
@@ -116,7 +117,8 @@ pub struct Services {
     /// Whose `Forwarded`/`X-Forwarded-For` names the client.
     pub trusted_proxies: client_addr::TrustedProxies,
     pub health: Arc<Health>,
-    pub models: ModelRegistry,
+    /// The models and their loaded versions, swapped by reloads.
+    pub models: Arc<Catalog>,
     pub lifecycle: Arc<Lifecycle>,
     /// The last minute of requests, for `/status/stats`.
     pub stats: Arc<stats::RequestStats>,

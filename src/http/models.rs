@@ -1,29 +1,75 @@
-//! `GET /api/v1/models` and `GET /api/v1/models/{id}/info`.
+//! `GET /api/v1/models`, `GET /api/v1/models/{id}` (and its older name `…/{id}/info`), and
+//! `GET /api/v1/models/{id}/ready`.
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 
 use super::path_id::PathId;
-use super::predict::model_not_found;
+use super::predict::unavailable;
 use super::problem::ApiError;
 use super::AppState;
-use crate::models::{ModelInfo, ModelSummary};
+use crate::models::{ModelDetail, ModelSummary, Unavailable};
 
 #[derive(Serialize)]
 pub struct ModelList {
     models: Vec<ModelSummary>,
 }
 
+/// Models with a serving version; one that has none yet is in `/health`, not here.
 pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
-    let models = state.models.all().map(|m| m.summary()).collect();
+    let models = state.models.serving().iter().map(|m| m.summary()).collect();
     Json(ModelList { models })
 }
 
-pub async fn info(
+pub async fn detail(
     State(state): State<AppState>,
     PathId(id): PathId,
-) -> Result<Json<ModelInfo>, ApiError> {
-    let model = state.models.get(&id).ok_or_else(|| model_not_found(&id))?;
-    Ok(Json(model.info()))
+) -> Result<Json<ModelDetail>, ApiError> {
+    let (versions, problem) = state
+        .models
+        .versions(&id)
+        .ok_or_else(|| unavailable(&id, None, Unavailable::NoSuchModel))?;
+    let serving = state
+        .models
+        .current(&id)
+        .map_err(|e| unavailable(&id, None, e))?;
+    Ok(Json(ModelDetail {
+        info: serving.info(),
+        versions: versions.iter().map(|m| m.version().clone()).collect(),
+        problem,
+    }))
+}
+
+/// The answer of `GET /api/v1/models/{id}/ready`.
+#[derive(Serialize)]
+pub struct ModelReadiness {
+    model_id: String,
+    ready: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+}
+
+/// 200 while a version of the model can answer, 503 (with the reason) while none can.
+pub async fn ready(
+    State(state): State<AppState>,
+    PathId(id): PathId,
+) -> Result<(StatusCode, Json<ModelReadiness>), ApiError> {
+    let (code, version, reason) = match state.models.current(&id) {
+        Ok(model) => (StatusCode::OK, Some(model.version().version.clone()), None),
+        Err(Unavailable::NotReady(reason)) => (StatusCode::SERVICE_UNAVAILABLE, None, Some(reason)),
+        Err(other) => return Err(unavailable(&id, None, other)),
+    };
+    Ok((
+        code,
+        Json(ModelReadiness {
+            model_id: id,
+            ready: code == StatusCode::OK,
+            version,
+            reason,
+        }),
+    ))
 }

@@ -1,19 +1,20 @@
-//! The `{id}` segment of a route. Axum's own rejection (a percent-encoded id that is not
+//! The `{id}` segment of a route (or its segments, as a tuple, e.g. `{id}` and `{version}`). Axum's own rejection (a percent-encoded id that is not
 //! UTF-8) is a plain-text 400; this one is problem+json with a code, like every other error.
 
 use axum::extract::{FromRequestParts, Path};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
+use serde::de::DeserializeOwned;
 
 use super::problem::{ApiError, ErrorCode};
 
-pub struct PathId(pub String);
+pub struct PathId<T = String>(pub T);
 
-impl<S: Send + Sync> FromRequestParts<S> for PathId {
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathId<T> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match Path::<String>::from_request_parts(parts, state).await {
+        match Path::<T>::from_request_parts(parts, state).await {
             Ok(Path(id)) => Ok(PathId(id)),
             Err(err) if err.status().is_client_error() => Err(ApiError::new(
                 StatusCode::BAD_REQUEST,

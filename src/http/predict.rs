@@ -17,7 +17,7 @@ use super::problem::{quoted, ApiError, ErrorCode};
 use super::AppState;
 use crate::auth::Principal;
 use crate::events::{Prediction, RecordStatus};
-use crate::models::PredictError;
+use crate::models::{Model, PredictError, Unavailable};
 
 pub const API_VERSION: &str = "1.0";
 
@@ -65,6 +65,33 @@ pub fn model_not_found(id: &str) -> ApiError {
     )
 }
 
+/// Why no version of model `id` (or of its `version`) can answer.
+pub fn unavailable(id: &str, version: Option<&str>, error: Unavailable) -> ApiError {
+    match error {
+        Unavailable::NoSuchModel => model_not_found(id),
+        Unavailable::NoSuchVersion => ApiError::new(
+            StatusCode::NOT_FOUND,
+            ErrorCode::ModelVersionNotFound,
+            "Model version not loaded",
+            format!(
+                "Model {} has no loaded version {}; GET /api/v1/models/{} lists them.",
+                quoted(id),
+                quoted(version.unwrap_or_default()),
+                id
+            ),
+        ),
+        Unavailable::NotReady(reason) => ApiError::unavailable(
+            ErrorCode::ModelNotReady,
+            "Model not ready",
+            format!(
+                "Model {} has no version that can answer: {reason}",
+                quoted(id)
+            ),
+        ),
+    }
+}
+
+/// `POST /api/v1/models/{id}/predict`: the version serving now.
 pub async fn predict(
     State(state): State<AppState>,
     PathId(id): PathId,
@@ -72,7 +99,35 @@ pub async fn predict(
     JsonBody(request): JsonBody<PredictRequest>,
 ) -> Result<Json<PredictResponse>, ApiError> {
     let started = Instant::now();
-    let model = state.models.get(&id).ok_or_else(|| model_not_found(&id))?;
+    let model = state
+        .models
+        .current(&id)
+        .map_err(|e| unavailable(&id, None, e))?;
+    score(state, model, principal, request, started).await
+}
+
+/// `POST /api/v1/models/{id}/versions/{version}/predict`: a loaded version, pinned.
+pub async fn predict_version(
+    State(state): State<AppState>,
+    PathId((id, version)): PathId<(String, String)>,
+    Extension(principal): Extension<Arc<Principal>>,
+    JsonBody(request): JsonBody<PredictRequest>,
+) -> Result<Json<PredictResponse>, ApiError> {
+    let started = Instant::now();
+    let model = state
+        .models
+        .pinned(&id, &version)
+        .map_err(|e| unavailable(&id, Some(&version), e))?;
+    score(state, model, principal, request, started).await
+}
+
+async fn score(
+    state: AppState,
+    model: Arc<Model>,
+    principal: Arc<Principal>,
+    request: PredictRequest,
+    started: Instant,
+) -> Result<Json<PredictResponse>, ApiError> {
     let charge = super::credits::charge(&state, &principal).await?;
     let inputs = request.inputs;
     let (inputs, predicted) = if model.may_block() {
@@ -102,7 +157,7 @@ pub async fn predict(
             id: inference_log_id,
             api_key_id: &principal.key_id,
             model_id: model.id(),
-            model_version: &model.manifest().version,
+            model_version: &model.version().version,
             inputs: &inputs,
             outputs: outputs.as_ref().unwrap_or(&Value::Null),
             latency_ms,
@@ -117,13 +172,13 @@ pub async fn predict(
         charge.keep();
         remaining
     });
-    tracing::debug!(model = %id, latency_ms, "predicted");
+    tracing::debug!(model = %model.id(), latency_ms, "predicted");
     Ok(Json(PredictResponse {
         model_id: model.id().to_string(),
         predictions,
         metadata: PredictMetadata {
             api_version: API_VERSION,
-            model_version: model.manifest().version.clone(),
+            model_version: model.version().version.clone(),
             api_key_id: principal.key_id.clone(),
             latency_ms,
             credits_remaining,

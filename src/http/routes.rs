@@ -8,7 +8,7 @@ use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 
-use super::{authn, health, keys, models, outcomes, predict, ratelimit, status, AppState};
+use super::{authn, health, keys, models, outcomes, predict, ratelimit, reload, status, AppState};
 use crate::auth::Scope;
 use crate::config::StatusConfig;
 
@@ -106,12 +106,26 @@ const ADMIN: Access = Access::Scope(Scope::Admin);
 /// Every route the server has; any other path answers 404 (after authentication).
 pub const ROUTES: &[Route] = &[
     Route::new("/api/v1/models", PREDICT, |_| get(models::list)).cached(Caching::Revalidate),
-    Route::new("/api/v1/models/{id}/info", PREDICT, |_| get(models::info))
+    Route::new("/api/v1/models/{id}", PREDICT, |_| get(models::detail)).cached(Caching::Revalidate),
+    Route::new("/api/v1/models/{id}/info", PREDICT, |_| get(models::detail))
         .cached(Caching::Revalidate),
+    Route::new("/api/v1/models/{id}/ready", PREDICT, |_| get(models::ready))
+        .cached(Caching::NoStore),
     // Only predictions count against a key's rate limit (a batch of rows is one request);
     // listing and describing models are cheap reads a client should not have to budget.
     Route::new("/api/v1/models/{id}/predict", PREDICT, |state| {
         post(predict::predict).route_layer(from_fn_with_state(state.clone(), ratelimit::enforce))
+    }),
+    Route::new(
+        "/api/v1/models/{id}/versions/{version}/predict",
+        PREDICT,
+        |state| {
+            post(predict::predict_version)
+                .route_layer(from_fn_with_state(state.clone(), ratelimit::enforce))
+        },
+    ),
+    Route::new("/api/v1/admin/models/reload", ADMIN, |_| {
+        post(reload::reload)
     }),
     Route::new("/api/v1/outcomes", PREDICT, |_| post(outcomes::record)),
     Route::new("/api/v1/keys", ADMIN, |_| {

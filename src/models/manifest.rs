@@ -1,6 +1,7 @@
 //! `model.toml`: everything about a model that is not its ONNX graph.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
@@ -20,6 +21,30 @@ pub struct Manifest {
     /// In the order the graph expects its feature columns.
     pub inputs: Vec<InputSpec>,
     pub output: OutputSpec,
+    /// Rows every new version must score without error before it serves.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub examples: Vec<Example>,
+}
+
+/// `[[examples]]`: one input row (`[examples.inputs]`), optionally named for error messages.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Example {
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
+    pub inputs: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Manifest {
+    /// Reads and parses `dir/model.toml`; the text too, which a version's fingerprint covers.
+    pub fn read(dir: &Path) -> Result<(String, Manifest), String> {
+        let path = dir.join("model.toml");
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let manifest =
+            toml::from_str(&text).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
+        Ok((text, manifest))
+    }
 }
 
 fn default_file() -> String {

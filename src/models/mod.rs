@@ -1,30 +1,38 @@
 //! Models: manifests, input encoding, runtimes, output post-processing, and the registry.
 
+mod catalog;
 pub mod encoder;
+mod folder;
 pub mod manifest;
 mod postprocess;
-mod registry;
+pub mod reload;
 pub mod runtime;
+mod self_test;
 mod summary;
 pub mod tree_ensemble;
+mod version;
 
 use std::path::Path;
 
 use serde_json::{Map, Value};
 
+pub use catalog::{Catalog, LoadError, Problem, Unavailable, Verdict};
 pub use encoder::FieldError;
 pub use manifest::Manifest;
-pub use registry::{LoadError, ModelRegistry};
 pub use runtime::InferenceError;
-pub use summary::{ModelInfo, ModelSummary};
+pub use summary::{ModelDetail, ModelInfo, ModelSummary};
+pub use version::{SourceKind, VersionInfo};
 
 use encoder::Encoder;
 use postprocess::Postprocessor;
 use runtime::Runtime;
 
-/// A loaded model, shared read-only by every request.
+/// A loaded version of a model, shared read-only by every request that started on it.
 pub struct Model {
     id: String,
+    version: VersionInfo,
+    /// Manifest and graph together, to tell a changed version from a touched file.
+    fingerprint: [u8; 32],
     manifest: Manifest,
     encoders: Vec<Encoder>,
     postprocessor: Postprocessor,
@@ -73,14 +81,37 @@ fn invalid(field: &str, message: impl Into<String>) -> PredictError {
     }])
 }
 
+/// Where a version's graph comes from, before it is loaded.
+pub struct Origin {
+    /// The registry's version number; `None` takes the manifest's `version`.
+    pub version: Option<String>,
+    pub source: SourceKind,
+    pub location: String,
+}
+
 impl Model {
     /// Loads `dir/model.toml` and the ONNX file it names; `id` is the folder's name.
     pub fn load(id: &str, dir: &Path) -> Result<Model, String> {
-        let manifest_path = dir.join("model.toml");
-        let text = std::fs::read_to_string(&manifest_path)
-            .map_err(|e| format!("cannot read {}: {e}", manifest_path.display()))?;
-        let manifest: Manifest = toml::from_str(&text)
-            .map_err(|e| format!("{}: {}", manifest_path.display(), e.message()))?;
+        let (text, manifest) = Manifest::read(dir)?;
+        let graph_path = dir.join(&manifest.file);
+        let graph = std::fs::read(&graph_path)
+            .map_err(|e| format!("cannot read ONNX file {}: {e}", graph_path.display()))?;
+        let origin = Origin {
+            version: None,
+            source: SourceKind::Folder,
+            location: dir.display().to_string(),
+        };
+        Model::build(id, &text, manifest, &graph, origin)
+    }
+
+    /// A model from its manifest (`text` parsed as `manifest`) and its graph's bytes.
+    pub fn build(
+        id: &str,
+        text: &str,
+        manifest: Manifest,
+        graph: &[u8],
+        origin: Origin,
+    ) -> Result<Model, String> {
         let encoders = manifest
             .inputs
             .iter()
@@ -90,11 +121,7 @@ impl Model {
             return Err("max_batch_size must be at least 1".into());
         }
         let postprocessor = Postprocessor::new(&manifest.output, manifest.kind, &encoders)?;
-        let runtime = Runtime::load(
-            &dir.join(&manifest.file),
-            &manifest.output.tensor,
-            encoders.len(),
-        )?;
+        let runtime = Runtime::load(graph, &manifest.output.tensor, encoders.len())?;
         if runtime.outputs_per_row() < postprocessor.min_outputs() {
             return Err(format!(
                 "output {:?} has {} values per row; positive_class {} is out of range",
@@ -103,8 +130,17 @@ impl Model {
                 manifest.output.positive_class
             ));
         }
+        let version = VersionInfo {
+            version: origin.version.unwrap_or_else(|| manifest.version.clone()),
+            source: origin.source,
+            location: origin.location,
+            checksum: version::checksum(graph),
+            loaded_at: chrono::Utc::now(),
+        };
         Ok(Model {
             id: id.to_string(),
+            version,
+            fingerprint: version::fingerprint(text, graph),
             manifest,
             encoders,
             postprocessor,
@@ -118,6 +154,16 @@ impl Model {
 
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
+    }
+
+    /// The version responses and records carry, its source and checksum.
+    pub fn version(&self) -> &VersionInfo {
+        &self.version
+    }
+
+    /// Whether `other` was built from the same manifest and graph.
+    pub fn same_as(&self, other: &Model) -> bool {
+        self.fingerprint == other.fingerprint
     }
 
     pub fn engine(&self) -> &'static str {

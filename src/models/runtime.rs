@@ -1,6 +1,5 @@
 //! Running a graph: our tree-ensemble evaluator when the graph is one, tract otherwise.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use tract_onnx::prelude::*;
@@ -26,13 +25,16 @@ impl InferenceError {
     }
 }
 
+fn parse(onnx: &tract_onnx::Onnx, graph: &[u8]) -> Result<tract_onnx::pb::ModelProto, String> {
+    onnx.proto_model_for_read(&mut &graph[..])
+        .map_err(|e| format!("cannot read the ONNX graph: {e:#}"))
+}
+
 impl Runtime {
-    /// Loads `path`, keeping only the graph output `scores_output`.
-    pub fn load(path: &Path, scores_output: &str, features: usize) -> Result<Runtime, String> {
+    /// Loads the ONNX graph `graph`, keeping only the graph output `scores_output`.
+    pub fn load(graph: &[u8], scores_output: &str, features: usize) -> Result<Runtime, String> {
         let onnx = tract_onnx::onnx();
-        let proto = onnx
-            .proto_model_for_path(path)
-            .map_err(|e| format!("cannot read ONNX file {}: {e:#}", path.display()))?;
+        let proto = parse(&onnx, graph)?;
         if let Some(trees) = TreeEnsemble::from_model(&proto).map_err(|e| e.to_string())? {
             if trees.scores_output_name() != scores_output {
                 return Err(format!(
@@ -49,19 +51,17 @@ impl Runtime {
             return Ok(Runtime::Trees(Box::new(trees)));
         }
         Self::tract_from_proto(&onnx, &proto, scores_output, features)
-            .map_err(|e| format!("tract cannot load {}: {e}", path.display()))
+            .map_err(|e| format!("tract cannot load the graph: {e}"))
     }
 
-    /// Loads `path` in tract even when the native evaluator could run it (for comparisons).
+    /// Loads `graph` in tract even when the native evaluator could run it (for comparisons).
     pub fn load_tract(
-        path: &Path,
+        graph: &[u8],
         scores_output: &str,
         features: usize,
     ) -> Result<Runtime, String> {
         let onnx = tract_onnx::onnx();
-        let proto = onnx
-            .proto_model_for_path(path)
-            .map_err(|e| format!("cannot read ONNX file {}: {e:#}", path.display()))?;
+        let proto = parse(&onnx, graph)?;
         Self::tract_from_proto(&onnx, &proto, scores_output, features)
     }
 

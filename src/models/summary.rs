@@ -2,8 +2,9 @@
 
 use serde::Serialize;
 
+use super::catalog::Problem;
 use super::manifest::{InputSpec, ModelKind, OutputSpec};
-use super::Model;
+use super::{Model, VersionInfo};
 
 /// A model as listings show it, in the order docs/api.md gives. `Inputs` is how many inputs
 /// the model takes in a listing, and their full specifications in [`ModelInfo`].
@@ -11,6 +12,7 @@ use super::Model;
 pub struct ModelSummary<Inputs = usize> {
     pub id: String,
     pub name: String,
+    /// The serving version: what `metadata.model_version` of a prediction says.
     pub version: String,
     pub kind: ModelKind,
     pub description: String,
@@ -45,7 +47,7 @@ impl Model {
         ModelSummary {
             id: self.id.clone(),
             name: m.name.clone(),
-            version: m.version.clone(),
+            version: self.version.version.clone(),
             kind: m.kind,
             description: m.description.clone(),
             engine: self.engine(),
@@ -53,4 +55,15 @@ impl Model {
             max_batch_size: m.max_batch_size,
         }
     }
+}
+
+/// `GET /api/v1/models/{id}`: the model's description, every loaded version (the serving one
+/// first), and why it does not serve or why a newer version was refused.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelDetail {
+    #[serde(flatten)]
+    pub info: ModelInfo,
+    pub versions: Vec<VersionInfo>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub problem: Option<Problem>,
 }

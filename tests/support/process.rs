@@ -36,6 +36,15 @@ impl Server {
         }
     }
 
+    /// `kill -HUP`: reload the models.
+    pub fn signal_hangup(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("kill -HUP");
+        assert!(status.success(), "kill -HUP failed");
+    }
+
     /// `kill -9`: no shutdown, no flush.
     pub fn kill(mut self) {
         self.kill_now();

@@ -1,0 +1,308 @@
+//! Reloads: the models folder read again, each changed model loaded and checked beside the
+//! serving one, then the whole set swapped at once. A version that fails never serves and is
+//! not tried again until its files change or someone asks for a reload (SIGHUP, the admin
+//! endpoint); a poll would otherwise log the same failure forever.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde::Serialize;
+use tokio::task::JoinHandle;
+
+use super::catalog::{load_checked, Catalog, Entries, Entry, LoadError, Problem, KEPT_VERSIONS};
+use super::{folder, Model};
+
+/// Who asked for a reload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// `models.poll_interval`: only changed files are tried.
+    Poll,
+    /// SIGHUP or `POST /api/v1/admin/models/reload`: refused versions are tried again too.
+    Asked,
+}
+
+/// What a reload did to one model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Unchanged,
+    Added,
+    Swapped,
+    Removed,
+    /// The new version failed to load or its checks; the previous one (if any) serves.
+    Refused,
+}
+
+impl Outcome {
+    fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Unchanged => "unchanged",
+            Outcome::Added => "added",
+            Outcome::Swapped => "swapped",
+            Outcome::Removed => "removed",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+/// One model's line of a reload's report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Change {
+    pub model: String,
+    pub outcome: Outcome,
+    /// The version serving after the reload.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// The version serving before, when it changed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous_version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// `POST /api/v1/admin/models/reload`'s answer, in model order.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub models: Vec<Change>,
+}
+
+/// Sets `modelgate_model_version_info` for `model`: 1 while it serves, 0 once replaced.
+pub(super) fn publish_version(model: &Model, value: f64) {
+    let info = model.version();
+    metrics::gauge!(crate::metrics::MODEL_VERSION_INFO, "model" => model.id().to_string(), "version" => info.version.clone(), "source" => info.source.as_str())
+        .set(value);
+}
+
+fn serving_version(entry: Option<&Arc<Entry>>) -> Option<String> {
+    entry
+        .and_then(|e| e.versions.first())
+        .map(|m| m.version().version.clone())
+}
+
+impl Catalog {
+    /// Reads the models folder again and swaps in what changed.
+    pub async fn reload(self: &Arc<Self>, trigger: Trigger) -> Result<Report, LoadError> {
+        let _one_at_a_time = self.reloading.lock().await;
+        let dir = self.dir().to_path_buf();
+        let scan_dir = dir.clone();
+        let found = tokio::task::spawn_blocking(move || folder::scan(&scan_dir))
+            .await
+            .map_err(std::io::Error::other)
+            .and_then(|scanned| scanned)
+            .map_err(|e| LoadError::Folder {
+                path: dir,
+                message: e.to_string(),
+            })?;
+        let before = self.entries();
+        let mut next = Entries::new();
+        let mut changes = Vec::new();
+        for (id, model_dir) in found {
+            let old = before.get(&id);
+            let settled = old.filter(|old| {
+                old.stamp == model_dir.stamp && (old.problem.is_none() || trigger == Trigger::Poll)
+            });
+            if let Some(old) = settled {
+                next.insert(id, old.clone());
+                continue;
+            }
+            let (load_id, path) = (id.clone(), model_dir.path.clone());
+            let candidate = tokio::task::spawn_blocking(move || load_checked(&load_id, &path))
+                .await
+                .unwrap_or_else(|_| Err("loading stopped unexpectedly".into()));
+            let (entry, outcome) = next_entry(old, candidate, model_dir.stamp);
+            let change = Change {
+                model: id.clone(),
+                outcome,
+                version: serving_version(Some(&entry)),
+                previous_version: serving_version(old),
+                error: entry.problem.as_ref().map(|p| p.error.clone()),
+            };
+            log_change(&change, old, Some(&entry));
+            if outcome != Outcome::Unchanged {
+                changes.push(change);
+            }
+            next.insert(id, entry);
+        }
+        for (id, old) in before.iter().filter(|(id, _)| !next.contains_key(*id)) {
+            let change = Change {
+                model: id.clone(),
+                outcome: Outcome::Removed,
+                version: None,
+                previous_version: serving_version(Some(old)),
+                error: None,
+            };
+            log_change(&change, Some(old), None);
+            changes.push(change);
+        }
+        self.replace(next);
+        let mut models = changes;
+        let listed: std::collections::BTreeSet<String> =
+            models.iter().map(|c| c.model.clone()).collect();
+        models.extend(
+            self.entries()
+                .iter()
+                .filter(|(id, _)| !listed.contains(*id))
+                .map(|(id, entry)| Change {
+                    model: id.clone(),
+                    outcome: Outcome::Unchanged,
+                    version: serving_version(Some(entry)),
+                    previous_version: None,
+                    error: entry.problem.as_ref().map(|p| p.error.clone()),
+                }),
+        );
+        models.sort_by(|a, b| a.model.cmp(&b.model));
+        Ok(Report { models })
+    }
+}
+
+/// The entry a candidate makes: serving when it loaded and differs from the serving version,
+/// else the old entry with the refusal (or nothing) noted.
+fn next_entry(
+    old: Option<&Arc<Entry>>,
+    candidate: Result<Model, String>,
+    stamp: u64,
+) -> (Arc<Entry>, Outcome) {
+    let serving = old.and_then(|e| e.versions.first());
+    match (candidate, old) {
+        // Files rewritten with what already serves (or reverted after a refusal): keep it.
+        (Ok(model), Some(old)) if serving.is_some_and(|s| s.same_as(&model)) => {
+            let entry = Entry {
+                problem: None,
+                stamp,
+                ..Entry::clone(old)
+            };
+            (Arc::new(entry), Outcome::Unchanged)
+        }
+        (Ok(model), _) => {
+            let mut versions = vec![Arc::new(model)];
+            versions.extend(old.iter().flat_map(|e| e.versions.iter().cloned()));
+            versions.truncate(KEPT_VERSIONS);
+            let outcome = match serving {
+                Some(_) => Outcome::Swapped,
+                None => Outcome::Added,
+            };
+            let entry = Entry {
+                versions,
+                required: true,
+                problem: None,
+                stamp,
+            };
+            (Arc::new(entry), outcome)
+        }
+        (Err(error), old) => {
+            let problem = Some(Problem {
+                error,
+                since: Utc::now(),
+            });
+            let entry = match old {
+                Some(old) => Entry {
+                    problem,
+                    stamp,
+                    ..Entry::clone(old)
+                },
+                None => Entry {
+                    versions: Vec::new(),
+                    required: false,
+                    problem,
+                    stamp,
+                },
+            };
+            (Arc::new(entry), Outcome::Refused)
+        }
+    }
+}
+
+/// Logs a change once, and counts it and the serving versions in the metrics.
+fn log_change(change: &Change, old: Option<&Arc<Entry>>, new: Option<&Arc<Entry>>) {
+    let model = change.model.as_str();
+    let (version, previous) = (
+        change.version.as_deref().unwrap_or("none"),
+        change.previous_version.as_deref().unwrap_or("none"),
+    );
+    match change.outcome {
+        Outcome::Unchanged => return,
+        Outcome::Added => tracing::info!(model, version, "model added"),
+        Outcome::Swapped => {
+            tracing::info!(model, version, previous, "model version swapped in")
+        }
+        Outcome::Removed => tracing::info!(model, previous, "model removed: its folder is gone"),
+        Outcome::Refused => {
+            let error = change.error.as_deref().unwrap_or_default();
+            tracing::warn!(model, serving = version, %error, "new model version refused; it will not serve")
+        }
+    }
+    metrics::counter!(crate::metrics::MODEL_SWAPS, "model" => model.to_string(), "outcome" => change.outcome.as_str())
+        .increment(1);
+    if matches!(change.outcome, Outcome::Refused) {
+        return;
+    }
+    if let Some(replaced) = old.and_then(|e| e.versions.first()) {
+        publish_version(replaced, 0.0);
+    }
+    if let Some(serving) = new.and_then(|e| e.versions.first()) {
+        publish_version(serving, 1.0);
+    }
+}
+
+/// Reloads every `interval` (none when zero) and on each SIGHUP, until aborted. SIGHUP is
+/// caught from the moment this returns, so that it cannot end the process once serving.
+pub fn spawn(catalog: Arc<Catalog>, interval: Duration) -> JoinHandle<()> {
+    let mut hangups = hangups();
+    tokio::spawn(async move {
+        let mut ticks = (!interval.is_zero()).then(|| {
+            let first = tokio::time::Instant::now() + interval;
+            let mut ticks = tokio::time::interval_at(first, interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticks
+        });
+        loop {
+            let tick = async {
+                match ticks.as_mut() {
+                    Some(ticks) => drop(ticks.tick().await),
+                    None => std::future::pending().await,
+                }
+            };
+            let trigger = tokio::select! {
+                () = tick => Trigger::Poll,
+                () = next_hangup(&mut hangups) => Trigger::Asked,
+            };
+            if let Err(error) = catalog.reload(trigger).await {
+                tracing::warn!(%error, ?trigger, "models not reloaded; the loaded ones keep serving");
+            }
+        }
+    })
+}
+
+#[cfg(unix)]
+type Hangups = Option<tokio::signal::unix::Signal>;
+#[cfg(not(unix))]
+type Hangups = Option<()>;
+
+fn hangups() -> Hangups {
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(signal) => Some(signal),
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGHUP; reload models with POST /api/v1/admin/models/reload");
+                None
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    None
+}
+
+/// Completes on the next SIGHUP; never when they cannot be received.
+async fn next_hangup(hangups: &mut Hangups) {
+    #[cfg(unix)]
+    if let Some(signal) = hangups.as_mut() {
+        if signal.recv().await.is_some() {
+            return;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = hangups;
+    std::future::pending().await
+}
