@@ -15,7 +15,11 @@ use support::{Backend, TestApp};
 const ROUTES: &[(&str, &str)] = &[
     ("post", "/api/v1/models/{id}/predict"),
     ("get", "/api/v1/models"),
+    ("get", "/api/v1/models/{id}"),
     ("get", "/api/v1/models/{id}/info"),
+    ("get", "/api/v1/models/{id}/ready"),
+    ("post", "/api/v1/models/{id}/versions/{version}/predict"),
+    ("post", "/api/v1/admin/models/reload"),
     ("post", "/api/v1/outcomes"),
     ("post", "/api/v1/keys"),
     ("get", "/api/v1/keys"),
@@ -165,7 +169,7 @@ async fn the_listed_routes_are_the_routers_and_the_document_is_served() {
     let admin = app.key(&[Scope::Admin]).await;
     for (method, path) in ROUTES {
         let concrete = if path.starts_with("/api/v1/models/") {
-            path.replace("{id}", "21")
+            path.replace("{id}", "21").replace("{version}", "1.0.0")
         } else {
             path.replace("{id}", "key_00000000000000000000000000000000")
         };
