@@ -2,6 +2,7 @@
 
 pub mod encoder;
 pub mod manifest;
+pub mod mlflow;
 mod postprocess;
 mod registry;
 pub mod runtime;
