@@ -19,6 +19,11 @@ use crate::resilience::{CallError, Dependency};
 /// deadline: failing here lets the breaker see it before a long download timeout runs out.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// MLflow's servers close idle connections after 5 s (uvicorn) or 2 s (gunicorn). A pooled
+/// connection reused just as the server closes it fails the request, so the client lets go
+/// first; the calls of one resolve or download still share a connection.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Registry answers and MLmodel files are a few kilobytes; anything near this is not one.
 const MAX_METADATA_BYTES: u64 = 1 << 20;
 
@@ -158,6 +163,7 @@ impl MlflowClient {
     ) -> Result<MlflowClient, MlflowError> {
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .user_agent(concat!("modelgate/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| MlflowError::Setup {
