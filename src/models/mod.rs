@@ -4,6 +4,7 @@ mod catalog;
 pub mod encoder;
 mod folder;
 pub mod manifest;
+pub mod mlflow;
 mod postprocess;
 pub mod reload;
 pub mod runtime;

@@ -6,6 +6,7 @@ pub mod chaos;
 pub mod events;
 pub mod faults;
 pub mod metrics;
+pub mod mlflow;
 pub mod predict;
 pub mod process;
 pub mod redis_server;
