@@ -13,7 +13,7 @@ use crate::events::{DatabaseSink, Events, Sink, StreamSink, UsageSink};
 use crate::health::{self, Check, DiskWatch, Health, Probe};
 use crate::http::client_addr::TrustedProxies;
 use crate::http::{self, server, AppState, Lifecycle};
-use crate::models::{self, Catalog, LoadError};
+use crate::models::{self, Catalog, LoadError, Registry};
 use crate::ratelimit::{FailedAuthThrottle, RateLimiter};
 use crate::redis::{ClientError, Redis};
 use crate::resilience::Dependency;
@@ -66,7 +66,8 @@ impl App {
         config.require_models_dir()?;
         // Installed before anything records, so that no early sample is lost.
         crate::metrics::handle();
-        let models = Arc::new(Catalog::open(&config.models_dir)?);
+        let registry = Arc::new(Registry::new(&config.models, config.breaker.clone()));
+        let models = Arc::new(Catalog::open(&config.models_dir, registry)?);
         let store = GuardedStore::open(&config.database, config.breaker.clone()).await?;
         // Before any socket: the cap derives from the limit in force.
         let fd_limit = server::raise_fd_limit();
@@ -188,6 +189,7 @@ impl App {
             state.models.clone(),
             state.config.models.poll_interval,
         ));
+        background.push(models::registry_sync::spawn(state.models.clone()));
         let events = state.events.start();
         let grace = state.config.shutdown_grace;
         let lifecycle = state.lifecycle.clone();
@@ -343,6 +345,18 @@ fn health_checks(
             Probe::AuthService(remote.clone()),
         )),
         None => disabled.push("auth_service"),
+    }
+    if models.uses_registry() {
+        checks.push(Check::new(
+            "mlflow",
+            false,
+            "new model versions are not picked up from the registry: the versions loaded keep \
+             serving; a registry model with no cached version cannot serve (see the models \
+             check)",
+            Probe::Mlflow(models.registry().clone()),
+        ));
+    } else {
+        disabled.push("mlflow");
     }
     let outbox = events.outbox_budget();
     if let Some(budget) = &outbox {

@@ -6,7 +6,7 @@ use serde_json::json;
 use super::output::{self, outln};
 use super::Failure;
 use crate::config::Config;
-use crate::models::Catalog;
+use crate::models::{Catalog, Registry};
 
 #[derive(Debug, Subcommand)]
 pub enum ModelsCommand {
@@ -29,7 +29,9 @@ pub enum ConfigCommand {
 pub fn models(command: ModelsCommand, config: &Config) -> Result<(), Failure> {
     let ModelsCommand::List { json } = command;
     config.require_models_dir()?;
-    let catalog = Catalog::open(&config.models_dir).map_err(|e| Failure::usage(e.to_string()))?;
+    let registry = std::sync::Arc::new(Registry::new(&config.models, config.breaker.clone()));
+    let catalog =
+        Catalog::open(&config.models_dir, registry).map_err(|e| Failure::usage(e.to_string()))?;
     if json {
         let models: Vec<_> = catalog.serving().iter().map(|m| m.summary()).collect();
         return outln!("{:#}", json!(models));

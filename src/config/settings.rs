@@ -239,12 +239,27 @@ pub struct ModelsConfig {
     /// polling off (SIGHUP and `POST /api/v1/admin/models/reload` still reload).
     #[serde(with = "humantime_serde")]
     pub poll_interval: Duration,
+    /// Where versions fetched from a model registry are kept (one folder per model and
+    /// version, with a checksum): a start while the registry is down serves from here.
+    pub cache_dir: PathBuf,
+    /// Longest a model registry call (resolving an alias, a health probe) may take.
+    #[serde(with = "humantime_serde")]
+    pub registry_timeout: Duration,
+    /// Longest downloading one version's graph from a registry may take.
+    #[serde(with = "humantime_serde")]
+    pub download_timeout: Duration,
+    /// Largest graph a registry download may bring.
+    pub download_max_bytes: u64,
 }
 
 impl Default for ModelsConfig {
     fn default() -> Self {
         ModelsConfig {
             poll_interval: Duration::from_secs(10),
+            cache_dir: PathBuf::from("data/model-cache"),
+            registry_timeout: Duration::from_secs(2),
+            download_timeout: Duration::from_secs(60),
+            download_max_bytes: 512 << 20,
         }
     }
 }

@@ -91,7 +91,7 @@ pub async fn diagnose(config: &Config, timeout: Duration) -> Report {
         database::check(&config.database, timeout),
         redis::check(&config.redis, timeout),
         auth_service::check(&config.auth, timeout),
-        models::check(&config.models_dir, timeout),
+        models::check(config, timeout),
     );
     let mut report = Report {
         status: Status::Ok,

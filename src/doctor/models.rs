@@ -1,32 +1,36 @@
 //! The models folder: every model loads and passes its checks, as `modelgate serve` requires.
 
-use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{detached, Check, DependencyReport};
-use crate::models::Catalog;
+use crate::config::Config;
+use crate::models::{Catalog, Registry};
 
 /// Loading is local work, slower than a network step in a debug build or on a busy machine;
 /// `--timeout` is meant for remote answers, so here it is only ever raised.
 const LEAST_TIME: Duration = Duration::from_secs(10);
 
-pub(crate) async fn check(dir: &Path, timeout: Duration) -> DependencyReport {
+pub(crate) async fn check(config: &Config, timeout: Duration) -> DependencyReport {
+    let dir = &config.models_dir;
+    let registry = Arc::new(Registry::new(&config.models, config.breaker.clone()));
     let shown = dir.display().to_string();
     let timeout = timeout.max(LEAST_TIME);
     let mut check = Check::new("models", true, &shown, vec!["load"], timeout);
     let folder = dir.to_path_buf();
     let load = async move {
-        match detached(move || Catalog::open(&folder)).await {
+        match detached(move || Catalog::open(&folder, registry)).await {
             Some(Ok(catalog)) => {
                 let ids: Vec<String> = catalog
                     .serving()
                     .iter()
                     .map(|m| m.id().to_string())
                     .collect();
-                Ok((
-                    (),
-                    format!("{} model(s) loaded: {}", ids.len(), ids.join(", ")),
-                ))
+                let loaded = format!("{} model(s) loaded: {}", ids.len(), ids.join(", "));
+                match catalog.readiness() {
+                    Ok(()) => Ok(((), loaded)),
+                    Err(reason) => Err(format!("{loaded}; {reason}")),
+                }
             }
             Some(Err(e)) => Err(e.to_string()),
             None => Err("loading the models stopped unexpectedly".into()),

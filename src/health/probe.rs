@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::disk::DiskWatch;
 use crate::auth::RemoteAuth;
 use crate::events::outbox::Budget;
-use crate::models::{Catalog, Verdict};
+use crate::models::{Catalog, Registry, Verdict};
 use crate::redis::Redis;
 use crate::resilience::{CallError, Dependency};
 use crate::store::GuardedStore;
@@ -19,6 +19,8 @@ pub enum Probe {
     AuthService(RemoteAuth),
     /// Whether every model that must serve has a version, and whether one was refused.
     Models(Arc<Catalog>),
+    /// The model registries the models come from (one round trip to each).
+    Mlflow(Arc<Registry>),
     /// The events outbox's fill, from memory: down while records are being dropped.
     Outbox(Arc<Budget>),
     /// Free space where records are written, and whether the database refused them for lack
@@ -52,6 +54,7 @@ impl Probe {
             Probe::Database(store) => Some(store.dependency()),
             Probe::Redis(redis) => Some(redis.dependency()),
             Probe::AuthService(remote) => Some(remote.dependency()),
+            Probe::Mlflow(registry) => Some(registry.dependency()),
             Probe::Models(_) | Probe::Outbox(_) | Probe::Disk(_) => None,
         }
     }
@@ -86,6 +89,7 @@ impl Probe {
             Probe::Database(store) => store.ping().await.into(),
             Probe::Redis(redis) => redis.ping().await.into(),
             Probe::AuthService(remote) => remote.probe().await.into(),
+            Probe::Mlflow(registry) => registry.probe().await.into(),
             Probe::Models(_) | Probe::Outbox(_) | Probe::Disk(_) => Outcome::NotTried,
         }
     }

@@ -13,7 +13,9 @@ use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{folder, Model};
+use super::load::load_checked;
+use super::mlflow::ValidSource;
+use super::{folder, Model, Registry};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -41,6 +43,10 @@ pub(super) struct Entry {
     pub problem: Option<Problem>,
     /// The folder's stamp when it was last tried, whether its version serves or failed.
     pub stamp: u64,
+    /// The registry the manifest names, for a model whose graph comes from one.
+    pub source: Option<ValidSource>,
+    /// The registry version last tried (serving or refused): a poll fetches only another one.
+    pub tried: Option<String>,
 }
 
 /// A version that failed to load or its checks, and therefore does not serve.
@@ -72,38 +78,65 @@ pub(super) type Entries = BTreeMap<String, Arc<Entry>>;
 
 pub struct Catalog {
     dir: PathBuf,
+    registry: Arc<Registry>,
     live: ArcSwap<Entries>,
     /// One reload at a time: the poll, SIGHUP and the admin endpoint may ask at once.
     pub(super) reloading: tokio::sync::Mutex<()>,
 }
 
 impl Catalog {
-    /// Loads and checks every model of `dir`; any failure stops the start, since an operator
-    /// starting a server expects every model in its folder to serve.
-    pub fn open(dir: &Path) -> Result<Catalog, LoadError> {
+    /// Loads and checks every model of `dir`. A failure stops the start, since an operator
+    /// starting a server expects every model in its folder to serve, except for a registry
+    /// model: it starts from its cached version, or without one (not ready) until the registry
+    /// provides one.
+    pub fn open(dir: &Path, registry: Arc<Registry>) -> Result<Catalog, LoadError> {
         let found = folder::scan(dir).map_err(|e| LoadError::Folder {
             path: dir.to_path_buf(),
             message: e.to_string(),
         })?;
         let mut entries = Entries::new();
         for (id, model_dir) in found {
-            let model = load_checked(&id, &model_dir.path).map_err(|message| LoadError::Model {
-                id: id.clone(),
-                path: model_dir.path.clone(),
-                message,
-            })?;
-            tracing::info!(model = %id, version = %model.version().version, engine = model.engine(), "model loaded");
-            super::reload::publish_version(&model, 1.0);
+            let loaded = load_checked(&id, &model_dir.path, registry.cache(), None);
+            let source = loaded.source.clone();
+            let (versions, problem) = match loaded.into_result() {
+                Ok(model) => {
+                    tracing::info!(model = %id, version = %model.version().version, source = model.version().source.as_str(), engine = model.engine(), "model loaded");
+                    super::reload::publish_version(&model, 1.0);
+                    (vec![Arc::new(model)], None)
+                }
+                Err(refusal) if refusal.source.is_some() => {
+                    tracing::warn!(model = %id, error = %refusal.message, "registry model not ready: it serves once a version arrives from the registry");
+                    let problem = Problem {
+                        error: refusal.message,
+                        since: Utc::now(),
+                    };
+                    (Vec::new(), Some(problem))
+                }
+                Err(refusal) => {
+                    return Err(LoadError::Model {
+                        id: id.clone(),
+                        path: model_dir.path.clone(),
+                        message: refusal.message,
+                    })
+                }
+            };
+            let tried = versions
+                .first()
+                .and_then(|m: &Arc<Model>| m.registry_version())
+                .map(|v| v.version.clone());
             let entry = Entry {
-                versions: vec![Arc::new(model)],
+                versions,
                 required: true,
-                problem: None,
+                problem,
                 stamp: model_dir.stamp,
+                source,
+                tried,
             };
             entries.insert(id, Arc::new(entry));
         }
         Ok(Catalog {
             dir: dir.to_path_buf(),
+            registry,
             live: ArcSwap::from_pointee(entries),
             reloading: tokio::sync::Mutex::new(()),
         })
@@ -111,6 +144,15 @@ impl Catalog {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// Whether a model of the folder takes its graph from a registry.
+    pub fn uses_registry(&self) -> bool {
+        self.live.load().values().any(|e| e.source.is_some())
     }
 
     pub(super) fn entries(&self) -> Arc<Entries> {
@@ -191,7 +233,7 @@ impl Catalog {
                 }
                 None => refused.push(format!("model {id} does not serve: {problem}")),
                 Some(serving) if entry.problem.is_some() => refused.push(format!(
-                    "model {id}: a new version was refused ({problem}); version {} keeps serving",
+                    "model {id}: {problem}; version {} keeps serving",
                     serving.version().version
                 )),
                 Some(_) => {}
@@ -202,13 +244,4 @@ impl Catalog {
             false => Verdict::Degraded(refused.join("; ")),
         }
     }
-}
-
-/// Loads the model of `dir` and runs its self-test: what a version passes before it serves.
-pub(super) fn load_checked(id: &str, dir: &Path) -> Result<Model, String> {
-    let model = Model::load(id, dir)?;
-    model
-        .self_test()
-        .map_err(|e| format!("the version does not pass its checks: {e}"))?;
-    Ok(model)
 }

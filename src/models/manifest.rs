@@ -13,9 +13,12 @@ pub struct Manifest {
     pub kind: ModelKind,
     #[serde(default)]
     pub description: String,
-    /// ONNX file, relative to the model's folder.
+    /// ONNX file, relative to the model's folder (unused with `source`).
     #[serde(default = "default_file")]
     pub file: String,
+    /// `[source]`: the graph comes from an MLflow registry instead of `file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<super::mlflow::MlflowSource>,
     #[serde(default = "default_max_batch")]
     pub max_batch_size: usize,
     /// In the order the graph expects its feature columns.

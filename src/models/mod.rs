@@ -1,11 +1,15 @@
 //! Models: manifests, input encoding, runtimes, output post-processing, and the registry.
 
+mod cache;
 mod catalog;
 pub mod encoder;
 mod folder;
+mod load;
 pub mod manifest;
 pub mod mlflow;
 mod postprocess;
+mod registry;
+pub mod registry_sync;
 pub mod reload;
 pub mod runtime;
 mod self_test;
@@ -13,13 +17,13 @@ mod summary;
 pub mod tree_ensemble;
 mod version;
 
-use std::path::Path;
-
 use serde_json::{Map, Value};
 
+pub use cache::CachedVersion;
 pub use catalog::{Catalog, LoadError, Problem, Unavailable, Verdict};
 pub use encoder::FieldError;
 pub use manifest::Manifest;
+pub use registry::Registry;
 pub use runtime::InferenceError;
 pub use summary::{ModelDetail, ModelInfo, ModelSummary};
 pub use version::{SourceKind, VersionInfo};
@@ -32,6 +36,8 @@ use runtime::Runtime;
 pub struct Model {
     id: String,
     version: VersionInfo,
+    /// The registry version, for a model from a registry.
+    registry: Option<CachedVersion>,
     /// Manifest and graph together, to tell a changed version from a touched file.
     fingerprint: [u8; 32],
     manifest: Manifest,
@@ -84,27 +90,14 @@ fn invalid(field: &str, message: impl Into<String>) -> PredictError {
 
 /// Where a version's graph comes from, before it is loaded.
 pub struct Origin {
-    /// The registry's version number; `None` takes the manifest's `version`.
-    pub version: Option<String>,
-    pub source: SourceKind,
+    /// The registry version it is (`None`: the folder's graph, named by the manifest's
+    /// `version`).
+    pub registry: Option<CachedVersion>,
+    /// The folder, or the registry and what selects the version (never with credentials).
     pub location: String,
 }
 
 impl Model {
-    /// Loads `dir/model.toml` and the ONNX file it names; `id` is the folder's name.
-    pub fn load(id: &str, dir: &Path) -> Result<Model, String> {
-        let (text, manifest) = Manifest::read(dir)?;
-        let graph_path = dir.join(&manifest.file);
-        let graph = std::fs::read(&graph_path)
-            .map_err(|e| format!("cannot read ONNX file {}: {e}", graph_path.display()))?;
-        let origin = Origin {
-            version: None,
-            source: SourceKind::Folder,
-            location: dir.display().to_string(),
-        };
-        Model::build(id, &text, manifest, &graph, origin)
-    }
-
     /// A model from its manifest (`text` parsed as `manifest`) and its graph's bytes.
     pub fn build(
         id: &str,
@@ -131,15 +124,20 @@ impl Model {
                 manifest.output.positive_class
             ));
         }
+        let (version, source) = match &origin.registry {
+            Some(registry) => (registry.version.clone(), SourceKind::Mlflow),
+            None => (manifest.version.clone(), SourceKind::Folder),
+        };
         let version = VersionInfo {
-            version: origin.version.unwrap_or_else(|| manifest.version.clone()),
-            source: origin.source,
+            version,
+            source,
             location: origin.location,
             checksum: version::checksum(graph),
             loaded_at: chrono::Utc::now(),
         };
         Ok(Model {
             id: id.to_string(),
+            registry: origin.registry,
             version,
             fingerprint: version::fingerprint(text, graph),
             manifest,
@@ -160,6 +158,11 @@ impl Model {
     /// The version responses and records carry, its source and checksum.
     pub fn version(&self) -> &VersionInfo {
         &self.version
+    }
+
+    /// The registry version this is, for a model from a registry.
+    pub fn registry_version(&self) -> Option<&CachedVersion> {
+        self.registry.as_ref()
     }
 
     /// Whether `other` was built from the same manifest and graph.

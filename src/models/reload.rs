@@ -10,7 +10,8 @@ use chrono::Utc;
 use serde::Serialize;
 use tokio::task::JoinHandle;
 
-use super::catalog::{load_checked, Catalog, Entries, Entry, LoadError, Problem, KEPT_VERSIONS};
+use super::catalog::{Catalog, Entries, Entry, LoadError, Problem, KEPT_VERSIONS};
+use super::load::load_checked;
 use super::{folder, Model};
 
 /// Who asked for a reload.
@@ -80,9 +81,42 @@ fn serving_version(entry: Option<&Arc<Entry>>) -> Option<String> {
         .map(|m| m.version().version.clone())
 }
 
+/// One model's line of the report, from its entries before and after.
+pub(super) fn change(
+    model: &str,
+    outcome: Outcome,
+    old: Option<&Arc<Entry>>,
+    new: Option<&Arc<Entry>>,
+) -> Change {
+    Change {
+        model: model.to_string(),
+        outcome,
+        version: serving_version(new),
+        previous_version: (outcome != Outcome::Unchanged)
+            .then(|| serving_version(old))
+            .flatten(),
+        error: new
+            .and_then(|e| e.problem.as_ref())
+            .map(|p| p.error.clone()),
+    }
+}
+
 impl Catalog {
-    /// Reads the models folder again and swaps in what changed.
+    /// Reads the models folder again and swaps in what changed. Asked for (rather than
+    /// polled), it also asks the registries again and retries refused versions.
     pub async fn reload(self: &Arc<Self>, trigger: Trigger) -> Result<Report, LoadError> {
+        let mut models = self.reload_folder(trigger).await?;
+        if trigger == Trigger::Asked {
+            for change in self.sync_registries(trigger).await {
+                models.retain(|c| c.model != change.model);
+                models.push(change);
+            }
+        }
+        models.sort_by(|a, b| a.model.cmp(&b.model));
+        Ok(Report { models })
+    }
+
+    async fn reload_folder(self: &Arc<Self>, trigger: Trigger) -> Result<Vec<Change>, LoadError> {
         let _one_at_a_time = self.reloading.lock().await;
         let dir = self.dir().to_path_buf();
         let scan_dir = dir.clone();
@@ -103,66 +137,52 @@ impl Catalog {
                 old.stamp == model_dir.stamp && (old.problem.is_none() || trigger == Trigger::Poll)
             });
             if let Some(old) = settled {
+                changes.push(change(&id, Outcome::Unchanged, Some(old), Some(old)));
                 next.insert(id, old.clone());
                 continue;
             }
-            let (load_id, path) = (id.clone(), model_dir.path.clone());
-            let candidate = tokio::task::spawn_blocking(move || load_checked(&load_id, &path))
-                .await
-                .unwrap_or_else(|_| Err("loading stopped unexpectedly".into()));
-            let (entry, outcome) = next_entry(old, candidate, model_dir.stamp);
-            let change = Change {
-                model: id.clone(),
-                outcome,
-                version: serving_version(Some(&entry)),
-                previous_version: serving_version(old),
-                error: entry.problem.as_ref().map(|p| p.error.clone()),
+            // A registry model keeps its registry version; only its manifest is read again.
+            let wanted = old
+                .and_then(|e| e.versions.first())
+                .and_then(|m| m.registry_version().cloned());
+            let (load_id, path, cache) = (
+                id.clone(),
+                model_dir.path.clone(),
+                self.registry().cache().clone(),
+            );
+            let loaded = tokio::task::spawn_blocking(move || {
+                load_checked(&load_id, &path, &cache, wanted.as_ref())
+            })
+            .await;
+            let (source, candidate) = match loaded {
+                Ok(loaded) => (loaded.source, loaded.model),
+                Err(_) => (None, Err("loading stopped unexpectedly".into())),
             };
+            let (mut entry, outcome) = next_entry(old, candidate, model_dir.stamp);
+            entry.source = source;
+            let entry = Arc::new(entry);
+            let change = change(&id, outcome, old, Some(&entry));
             log_change(&change, old, Some(&entry));
-            if outcome != Outcome::Unchanged {
-                changes.push(change);
-            }
+            changes.push(change);
             next.insert(id, entry);
         }
         for (id, old) in before.iter().filter(|(id, _)| !next.contains_key(*id)) {
-            let change = Change {
-                model: id.clone(),
-                outcome: Outcome::Removed,
-                version: None,
-                previous_version: serving_version(Some(old)),
-                error: None,
-            };
+            let change = change(id, Outcome::Removed, Some(old), None);
             log_change(&change, Some(old), None);
             changes.push(change);
         }
         self.replace(next);
-        let mut models = changes;
-        let listed: std::collections::BTreeSet<String> =
-            models.iter().map(|c| c.model.clone()).collect();
-        models.extend(
-            self.entries()
-                .iter()
-                .filter(|(id, _)| !listed.contains(*id))
-                .map(|(id, entry)| Change {
-                    model: id.clone(),
-                    outcome: Outcome::Unchanged,
-                    version: serving_version(Some(entry)),
-                    previous_version: None,
-                    error: entry.problem.as_ref().map(|p| p.error.clone()),
-                }),
-        );
-        models.sort_by(|a, b| a.model.cmp(&b.model));
-        Ok(Report { models })
+        Ok(changes)
     }
 }
 
 /// The entry a candidate makes: serving when it loaded and differs from the serving version,
 /// else the old entry with the refusal (or nothing) noted.
-fn next_entry(
+pub(super) fn next_entry(
     old: Option<&Arc<Entry>>,
     candidate: Result<Model, String>,
     stamp: u64,
-) -> (Arc<Entry>, Outcome) {
+) -> (Entry, Outcome) {
     let serving = old.and_then(|e| e.versions.first());
     match (candidate, old) {
         // Files rewritten with what already serves (or reverted after a refusal): keep it.
@@ -172,9 +192,10 @@ fn next_entry(
                 stamp,
                 ..Entry::clone(old)
             };
-            (Arc::new(entry), Outcome::Unchanged)
+            (entry, Outcome::Unchanged)
         }
         (Ok(model), _) => {
+            let tried = model.registry_version().map(|v| v.version.clone());
             let mut versions = vec![Arc::new(model)];
             versions.extend(old.iter().flat_map(|e| e.versions.iter().cloned()));
             versions.truncate(KEPT_VERSIONS);
@@ -187,12 +208,14 @@ fn next_entry(
                 required: true,
                 problem: None,
                 stamp,
+                source: old.and_then(|e| e.source.clone()),
+                tried,
             };
-            (Arc::new(entry), outcome)
+            (entry, outcome)
         }
         (Err(error), old) => {
             let problem = Some(Problem {
-                error,
+                error: format!("a new version was refused: {error}"),
                 since: Utc::now(),
             });
             let entry = match old {
@@ -206,15 +229,17 @@ fn next_entry(
                     required: false,
                     problem,
                     stamp,
+                    source: None,
+                    tried: None,
                 },
             };
-            (Arc::new(entry), Outcome::Refused)
+            (entry, Outcome::Refused)
         }
     }
 }
 
 /// Logs a change once, and counts it and the serving versions in the metrics.
-fn log_change(change: &Change, old: Option<&Arc<Entry>>, new: Option<&Arc<Entry>>) {
+pub(super) fn log_change(change: &Change, old: Option<&Arc<Entry>>, new: Option<&Arc<Entry>>) {
     let model = change.model.as_str();
     let (version, previous) = (
         change.version.as_deref().unwrap_or("none"),

@@ -67,8 +67,7 @@ mod tests {
 
     fn build(text: &str, manifest: super::super::Manifest, graph: &[u8]) -> Model {
         let origin = super::super::Origin {
-            version: None,
-            source: super::super::SourceKind::Folder,
+            registry: None,
             location: "test".into(),
         };
         Model::build("21", text, manifest, graph, origin).expect("model 21 loads")

@@ -129,6 +129,49 @@ impl MlflowServer {
         self.run_register(name, onnx, &["--stage", stage])
     }
 
+    /// Points `alias` of `name` at `version`, as a data scientist promoting a version would.
+    pub async fn set_alias(&self, name: &str, alias: &str, version: &str) {
+        let response = reqwest::Client::new()
+            .post(format!(
+                "{}/api/2.0/mlflow/registered-models/alias",
+                self.url()
+            ))
+            .json(&serde_json::json!({"name": name, "alias": alias, "version": version}))
+            .send()
+            .await
+            .expect("set alias");
+        assert!(
+            response.status().is_success(),
+            "set alias: {}",
+            response.status()
+        );
+    }
+
+    /// The file holding `version`'s ONNX graph in the server's artifact store, to damage it.
+    pub async fn graph_file(&self, name: &str, version: &str) -> PathBuf {
+        let reply: serde_json::Value = reqwest::Client::new()
+            .get(format!(
+                "{}/api/2.0/mlflow/model-versions/get-download-uri",
+                self.url()
+            ))
+            .query(&[("name", name), ("version", version)])
+            .send()
+            .await
+            .expect("get-download-uri")
+            .json()
+            .await
+            .expect("json");
+        let uri = reply["artifact_uri"].as_str().expect("artifact_uri");
+        let path = uri
+            .strip_prefix("mlflow-artifacts:/")
+            .expect("a proxied artifact");
+        self.dir
+            .path()
+            .join("artifacts")
+            .join(path)
+            .join("model.onnx")
+    }
+
     fn run_register(&self, name: &str, onnx: &Path, extra: &[&str]) -> String {
         let mut command = Command::new(venv_program("python"));
         let output = quiet(&mut command)
