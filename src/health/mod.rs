@@ -110,12 +110,19 @@ impl Health {
         self.overall().since
     }
 
-    /// The current state. Breaker changes are also pushed by the monitor; re-deriving here
-    /// (memory only) means a reader never sees a state older than the breaker's.
-    pub fn snapshot(&self) -> Snapshot {
+    /// The verdict of this moment, re-derived (memory only) rather than as the monitor last
+    /// left it, so that readiness follows a model's arrival at once.
+    pub fn current_status(&self) -> Status {
         for check in &self.checks {
             self.evaluate(check);
         }
+        self.status()
+    }
+
+    /// The current state. Breaker changes are also pushed by the monitor; re-deriving here
+    /// (memory only) means a reader never sees a state older than the breaker's.
+    pub fn snapshot(&self) -> Snapshot {
+        self.current_status();
         let (status, since) = {
             let overall = self.overall();
             (overall.status, overall.since)

@@ -55,7 +55,7 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ProbeBody
         Some("shutting down".to_string())
     } else if let Err(reason) = state.models.readiness() {
         Some(reason)
-    } else if state.health.status() == Status::Unhealthy {
+    } else if state.health.current_status() == Status::Unhealthy {
         Some("unhealthy: see /health".to_string())
     } else {
         None
