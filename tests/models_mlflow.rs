@@ -280,6 +280,48 @@ async fn a_start_with_the_registry_down_serves_the_cached_version_or_says_why_no
     assert_eq!(third.get("/health/ready", None).await.status(), 200);
 }
 
+/// `modelgate doctor` checks the registry and resolves each model's alias or stage.
+fn doctor_names_the_missing_alias(models: &Path) {
+    let home = tempfile::tempdir().expect("home");
+    let output = support::modelgate_command(home.path())
+        .env("MODELGATE_MODELS_DIR", models)
+        .env("MODELGATE_MODELS_CACHE_DIR", home.path().join("cache"))
+        .args(["doctor", "--json"])
+        .output()
+        .expect("doctor");
+    let report: Value = serde_json::from_slice(&output.stdout).expect("json");
+    // Only an optional dependency failed.
+    assert_eq!(output.status.code(), Some(3), "{report:#}");
+    let mlflow = report["dependencies"]
+        .as_array()
+        .expect("dependencies")
+        .iter()
+        .find(|d| d["name"] == "mlflow")
+        .expect("mlflow")
+        .clone();
+    let steps: Vec<(&str, &Value)> = mlflow["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .map(|s| (s["step"].as_str().unwrap_or_default(), &s["ok"]))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            ("dns", &json!(true)),
+            ("tcp", &json!(true)),
+            ("roundtrip", &json!(true)),
+            ("resolve", &json!(false))
+        ],
+        "{mlflow:#}"
+    );
+    let verdict = mlflow["verdict"].as_str().expect("verdict");
+    assert!(
+        verdict.contains("model 21") && verdict.contains("has no alias \"nope\""),
+        "{verdict}"
+    );
+}
+
 fn port(url: &str) -> u16 {
     url.rsplit(':')
         .next()
@@ -356,6 +398,7 @@ async fn a_missing_alias_and_refused_credentials_are_named_and_a_stage_serves() 
     .await;
     // A missing alias is this model's problem, not the registry's.
     assert_eq!(health(&app).await["checks"]["mlflow"]["status"], "healthy");
+    doctor_names_the_missing_alias(models.path());
 
     let refusing = refusing_registry().await;
     let models = registry_models(&refusing, "alias = \"champion\"");

@@ -7,6 +7,7 @@
 
 mod auth_service;
 mod database;
+mod mlflow;
 mod models;
 mod net;
 mod redis;
@@ -87,16 +88,19 @@ impl Report {
 
 /// Checks every dependency `config` names, each step bounded by `timeout`.
 pub async fn diagnose(config: &Config, timeout: Duration) -> Report {
-    let (database, redis, auth_service, models) = tokio::join!(
+    let (database, redis, auth_service, models, registries) = tokio::join!(
         database::check(&config.database, timeout),
         redis::check(&config.redis, timeout),
         auth_service::check(&config.auth, timeout),
         models::check(config, timeout),
+        mlflow::check(config, timeout),
     );
+    let mut dependencies = vec![database, redis, auth_service, models];
+    dependencies.extend(registries);
     let mut report = Report {
         status: Status::Ok,
         timeout_ms: timeout.as_millis(),
-        dependencies: vec![database, redis, auth_service, models],
+        dependencies,
     };
     report.status = if !report.failed(true).is_empty() {
         Status::Failed

@@ -27,9 +27,12 @@ pub(crate) async fn check(config: &Config, timeout: Duration) -> DependencyRepor
                     .map(|m| m.id().to_string())
                     .collect();
                 let loaded = format!("{} model(s) loaded: {}", ids.len(), ids.join(", "));
-                match catalog.readiness() {
-                    Ok(()) => Ok(((), loaded)),
-                    Err(reason) => Err(format!("{loaded}; {reason}")),
+                // After a successful open only registry models can still wait (for a version
+                // `serve` fetches in the background; the mlflow check says whether it can).
+                match (catalog.is_empty(), catalog.readiness()) {
+                    (true, _) => Err(format!("no model in {}", catalog.dir().display())),
+                    (false, Ok(())) => Ok(((), loaded)),
+                    (false, Err(waiting)) => Ok(((), format!("{loaded}; waiting: {waiting}"))),
                 }
             }
             Some(Err(e)) => Err(e.to_string()),

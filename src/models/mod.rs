@@ -23,7 +23,7 @@ pub use cache::CachedVersion;
 pub use catalog::{Catalog, LoadError, Problem, Unavailable, Verdict};
 pub use encoder::FieldError;
 pub use manifest::Manifest;
-pub use registry::Registry;
+pub use registry::{configured_sources, Registry};
 pub use runtime::InferenceError;
 pub use summary::{ModelDetail, ModelInfo, ModelSummary};
 pub use version::{SourceKind, VersionInfo};

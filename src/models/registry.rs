@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use super::cache::ModelCache;
-use super::mlflow::{Credentials, DownloadLimits, MlflowClient, MlflowError};
+use super::mlflow::{Credentials, DownloadLimits, MlflowClient, MlflowError, ValidSource};
 use crate::config::ModelsConfig;
 use crate::resilience::{BreakerConfig, CallError, Dependency};
 
@@ -77,4 +77,21 @@ impl Registry {
         }
         Ok(())
     }
+}
+
+/// The registry source of every model of `dir` that names one, by model id, or why its
+/// `[source]` cannot be used. For `doctor`, which checks what `serve` would ask.
+pub fn configured_sources(
+    dir: &std::path::Path,
+) -> std::io::Result<Vec<(String, Result<ValidSource, String>)>> {
+    let mut sources = Vec::new();
+    for (id, model_dir) in super::folder::scan(dir)? {
+        let Ok((_, manifest)) = super::Manifest::read(&model_dir.path) else {
+            continue;
+        };
+        if let Some(source) = manifest.source {
+            sources.push((id, source.validate().map_err(|e| e.to_string())));
+        }
+    }
+    Ok(sources)
 }
