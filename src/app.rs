@@ -350,10 +350,9 @@ fn health_checks(
         checks.push(Check::new(
             "mlflow",
             false,
-            "new model versions are not picked up from the registry: the versions loaded keep \
-             serving; a registry model with no cached version cannot serve (see the models \
-             check)",
-            Probe::Mlflow(models.registry().clone()),
+            "new model versions are not picked up from the registry (a registry model with no \
+             cached version cannot serve: see the models check)",
+            Probe::Mlflow(models.clone()),
         ));
     } else {
         disabled.push("mlflow");

@@ -247,10 +247,12 @@ async fn a_start_with_the_registry_down_serves_the_cached_version_or_says_why_no
         },
     )
     .await;
-    assert!(mlflow_check["impact"]
-        .as_str()
-        .unwrap()
-        .contains("not picked up"));
+    let impact = mlflow_check["impact"].as_str().expect("impact");
+    assert!(impact.contains("not picked up"), "{impact}");
+    assert!(
+        impact.contains("serving model 21 version 1 (fetched 20"),
+        "{impact}"
+    );
     assert_eq!(
         health(&second).await["checks"]["models"]["status"],
         "healthy"

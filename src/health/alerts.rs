@@ -26,7 +26,7 @@ struct Alert {
     previous: Status,
     since: DateTime<Utc>,
     error: Option<String>,
-    impact: Option<&'static str>,
+    impact: Option<String>,
 }
 
 /// One thing whose state is announced.
@@ -36,7 +36,7 @@ struct Observed {
     status: Status,
     since: DateTime<Utc>,
     error: Option<String>,
-    impact: Option<&'static str>,
+    impact: Option<String>,
 }
 
 fn observe(health: &Health) -> Vec<Observed> {
@@ -80,7 +80,7 @@ fn message(instance: &str, seen: &Observed, previous: Status) -> String {
         if let Some(error) = &seen.error {
             text.push_str(&format!(". Error: {error}"));
         }
-        if let Some(impact) = seen.impact {
+        if let Some(impact) = &seen.impact {
             text.push_str(&format!(". Impact: {impact}"));
         }
     }

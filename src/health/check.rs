@@ -40,7 +40,7 @@ pub struct CheckReport {
     pub last_error: Option<String>,
     pub last_error_at: Option<DateTime<Utc>>,
     pub breaker: Option<BreakerState>,
-    pub impact: &'static str,
+    pub impact: String,
 }
 
 /// A change of a check's status, for logs and alerts.
@@ -139,11 +139,11 @@ impl Check {
     }
 
     /// The sentence shown beside the status: nothing lost while healthy.
-    pub fn impact_now(&self, status: Status) -> &'static str {
+    pub fn impact_now(&self, status: Status) -> String {
         if status == Status::Healthy {
-            "none"
+            "none".into()
         } else {
-            self.impact
+            self.probe.impact(self.impact)
         }
     }
 
@@ -186,7 +186,7 @@ impl Check {
             last_error: None,
             last_error_at: None,
             breaker: None,
-            impact: "not configured",
+            impact: "not configured".into(),
         }
     }
 }

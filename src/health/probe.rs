@@ -5,7 +5,7 @@ use std::sync::Arc;
 use super::disk::DiskWatch;
 use crate::auth::RemoteAuth;
 use crate::events::outbox::Budget;
-use crate::models::{Catalog, Registry, Verdict};
+use crate::models::{Catalog, Verdict};
 use crate::redis::Redis;
 use crate::resilience::{CallError, Dependency};
 use crate::store::GuardedStore;
@@ -19,8 +19,9 @@ pub enum Probe {
     AuthService(RemoteAuth),
     /// Whether every model that must serve has a version, and whether one was refused.
     Models(Arc<Catalog>),
-    /// The model registries the models come from (one round trip to each).
-    Mlflow(Arc<Registry>),
+    /// The model registries the models come from (one round trip to each); the catalog says
+    /// which registry versions serve meanwhile.
+    Mlflow(Arc<Catalog>),
     /// The events outbox's fill, from memory: down while records are being dropped.
     Outbox(Arc<Budget>),
     /// Free space where records are written, and whether the database refused them for lack
@@ -54,8 +55,23 @@ impl Probe {
             Probe::Database(store) => Some(store.dependency()),
             Probe::Redis(redis) => Some(redis.dependency()),
             Probe::AuthService(remote) => Some(remote.dependency()),
-            Probe::Mlflow(registry) => Some(registry.dependency()),
+            Probe::Mlflow(catalog) => Some(catalog.registry().dependency()),
             Probe::Models(_) | Probe::Outbox(_) | Probe::Disk(_) => None,
+        }
+    }
+
+    /// What users lose while this dependency is not healthy: `base`, and for the registry
+    /// which versions keep serving meanwhile.
+    pub fn impact(&self, base: &'static str) -> String {
+        match self {
+            Probe::Mlflow(catalog) => {
+                let serving = catalog.registry_versions().join("; ");
+                match serving.is_empty() {
+                    true => base.to_string(),
+                    false => format!("{base}; serving {serving}"),
+                }
+            }
+            _ => base.to_string(),
         }
     }
 
@@ -89,7 +105,7 @@ impl Probe {
             Probe::Database(store) => store.ping().await.into(),
             Probe::Redis(redis) => redis.ping().await.into(),
             Probe::AuthService(remote) => remote.probe().await.into(),
-            Probe::Mlflow(registry) => registry.probe().await.into(),
+            Probe::Mlflow(catalog) => catalog.registry().probe().await.into(),
             Probe::Models(_) | Probe::Outbox(_) | Probe::Disk(_) => Outcome::NotTried,
         }
     }

@@ -202,6 +202,24 @@ impl Catalog {
             .collect()
     }
 
+    /// "model 21 version 3 (fetched 2026-12-04T08:20:00Z)" for each registry version serving.
+    pub fn registry_versions(&self) -> Vec<String> {
+        let entries = self.live.load();
+        let serving = entries
+            .iter()
+            .filter_map(|(id, e)| Some((id, e.versions.first()?)));
+        serving
+            .filter(|(_, m)| m.registry_version().is_some())
+            .map(|(id, m)| {
+                let at = m
+                    .version()
+                    .loaded_at
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                format!("model {id} version {} (fetched {at})", m.version().version)
+            })
+            .collect()
+    }
+
     /// How many models are configured (served or not).
     pub fn len(&self) -> usize {
         self.live.load().len()
