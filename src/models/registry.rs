@@ -54,15 +54,6 @@ impl Registry {
         Ok(client)
     }
 
-    /// Whether any model has named a registry yet.
-    pub fn in_use(&self) -> bool {
-        !self
-            .clients
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_empty()
-    }
-
     /// One round trip to every registry in use; the first failure.
     pub async fn probe(&self) -> Result<(), CallError<MlflowError>> {
         let clients: Vec<MlflowClient> = self

@@ -187,10 +187,6 @@ impl MlflowClient {
         &self.dependency
     }
 
-    pub fn tracking_uri(&self) -> &str {
-        &self.tracking_uri
-    }
-
     /// The version `selector` picks for registered model `name`, and where its files are.
     pub async fn resolve(
         &self,

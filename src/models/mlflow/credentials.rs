@@ -40,10 +40,6 @@ impl Credentials {
         }
     }
 
-    pub fn is_none(&self) -> bool {
-        matches!(self, Credentials::None)
-    }
-
     pub(crate) fn apply(&self, request: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match self {
             Credentials::None => request,
@@ -103,8 +99,11 @@ mod tests {
             credentials,
             Credentials::Basic { ref username, ref password } if username == "alice" && password == "pw"
         ));
-        assert!(from(&[]).is_none());
-        assert!(from(&[("MLFLOW_TRACKING_PASSWORD", "pw")]).is_none());
+        assert!(matches!(from(&[]), Credentials::None));
+        assert!(matches!(
+            from(&[("MLFLOW_TRACKING_PASSWORD", "pw")]),
+            Credentials::None
+        ));
     }
 
     #[test]

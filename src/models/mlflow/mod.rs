@@ -24,12 +24,10 @@ mod error;
 mod mlmodel;
 mod source;
 
-pub use artifacts::{locate, ArtifactLocation};
 pub use client::{DownloadLimits, MlflowClient, ResolvedVersion};
 pub use credentials::Credentials;
 pub(crate) use error::display_url;
 pub use error::MlflowError;
-pub use mlmodel::{parse as parse_mlmodel, MlModel};
 pub use source::{
     MlflowSource, Selector, SourceError, ValidSource, DEFAULT_POLL_INTERVAL, MIN_POLL_INTERVAL,
 };
