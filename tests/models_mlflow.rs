@@ -195,6 +195,13 @@ async fn a_registry_model_follows_its_alias_under_load_and_refuses_a_broken_vers
         "{metrics}"
     );
 
+    // Pointing the alias back at the serving version ends the refusal's warning.
+    mlflow.set_alias(NAME, "champion", &second).await;
+    poll(PATIENCE, EVERY, "the refusal is over", async || {
+        (health(&app).await["checks"]["models"]["status"] == "healthy").then_some(())
+    })
+    .await;
+
     // Rolling back is moving the alias back.
     mlflow.set_alias(NAME, "champion", "1").await;
     wait_for_version(&app, &key, "1", PATIENCE).await;

@@ -54,6 +54,10 @@ pub(super) struct Entry {
 pub struct Problem {
     pub error: String,
     pub since: DateTime<Utc>,
+    /// Whether it came from the registry's answer (a refused registry version, a missing
+    /// alias, no version to be had), and so ends once the registry names the serving version.
+    #[serde(skip)]
+    pub from_registry: bool,
 }
 
 /// Why a lookup found no version to score with.
@@ -109,6 +113,7 @@ impl Catalog {
                     let problem = Problem {
                         error: refusal.message,
                         since: Utc::now(),
+                        from_registry: true,
                     };
                     (Vec::new(), Some(problem))
                 }

@@ -48,8 +48,10 @@ pub fn spawn(catalog: Arc<Catalog>) -> JoinHandle<()> {
 enum Answer {
     /// The version to try.
     Try(CachedVersion, ResolvedVersion),
-    /// Nothing to do: serving already, refused before, or the registry is known down.
+    /// Nothing to do: refused before, or the registry is known down.
     Nothing,
+    /// The registry names the version serving: what it said before no longer holds.
+    Serving,
     /// Worth showing on the model (e.g. the alias is gone, or no version could be had).
     Problem(String),
 }
@@ -83,6 +85,7 @@ impl Catalog {
         let (wanted, resolved) = match self.ask(id, source, trigger).await {
             Answer::Try(wanted, resolved) => (wanted, resolved),
             Answer::Nothing => return None,
+            Answer::Serving => return self.settle(id).await,
             Answer::Problem(problem) => return self.note(id, problem).await,
         };
         let cache = self.registry().cache().clone();
@@ -151,7 +154,7 @@ impl Catalog {
             version: resolved.version.clone(),
         };
         if serving.as_ref().and_then(|m| m.registry_version()) == Some(&wanted) {
-            return Answer::Nothing;
+            return Answer::Serving;
         }
         let tried = entry.as_ref().and_then(|e| e.tried.as_deref());
         if trigger == Trigger::Poll && tried == Some(wanted.version.as_str()) {
@@ -173,6 +176,9 @@ impl Catalog {
         let old = before.get(id)?;
         let (mut entry, outcome) = next_entry(Some(old), candidate, old.stamp);
         entry.tried = Some(wanted.version.clone());
+        if let Some(problem) = &mut entry.problem {
+            problem.from_registry = true;
+        }
         let entry = Arc::new(entry);
         let change = change(id, outcome, Some(old), Some(&entry));
         log_change(&change, Some(old), Some(&entry));
@@ -187,18 +193,40 @@ impl Catalog {
 
     /// Shows `problem` on the model without changing what serves.
     async fn note(&self, id: &str, problem: String) -> Option<Change> {
+        let problem = Problem {
+            error: problem,
+            since: Utc::now(),
+            from_registry: true,
+        };
+        self.set_problem(id, Some(problem)).await
+    }
+
+    /// Clears what the registry said before, now that it names the serving version again.
+    async fn settle(&self, id: &str) -> Option<Change> {
+        self.set_problem(id, None).await
+    }
+
+    async fn set_problem(&self, id: &str, problem: Option<Problem>) -> Option<Change> {
         let _one_at_a_time = self.reloading.lock().await;
         let before = self.entries();
         let old = before.get(id)?;
-        if old.problem.as_ref().is_some_and(|p| p.error == problem) {
+        let unchanged = match (&old.problem, &problem) {
+            (Some(old), Some(new)) => old.error == new.error,
+            // Only the registry's own problems end when it names the serving version.
+            (Some(old), None) => !old.from_registry,
+            (None, new) => new.is_none(),
+        };
+        if unchanged {
             return None;
         }
-        tracing::warn!(model = id, %problem, "registry model not updated");
+        match &problem {
+            Some(problem) => {
+                tracing::warn!(model = id, problem = %problem.error, "registry model not updated")
+            }
+            None => tracing::info!(model = id, "the registry names the serving version again"),
+        }
         let mut entry = super::catalog::Entry::clone(old);
-        entry.problem = Some(Problem {
-            error: problem,
-            since: Utc::now(),
-        });
+        entry.problem = problem;
         let mut next = (*before).clone();
         next.insert(id.to_string(), Arc::new(entry));
         self.replace(next);

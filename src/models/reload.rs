@@ -217,6 +217,7 @@ pub(super) fn next_entry(
             let problem = Some(Problem {
                 error: format!("a new version was refused: {error}"),
                 since: Utc::now(),
+                from_registry: false,
             });
             let entry = match old {
                 Some(old) => Entry {
