@@ -34,7 +34,8 @@ pub fn spawn(catalog: Arc<Catalog>) -> JoinHandle<()> {
             due.retain(|id, _| sources.iter().any(|(other, _)| other == id));
             for (id, source) in sources {
                 let now = Instant::now();
-                if due.get(&id).is_some_and(|at| *at > now) {
+                // Due within half a tick counts as due: the interval is kept, not rounded up.
+                if due.get(&id).is_some_and(|at| *at > now + TICK / 2) {
                     continue;
                 }
                 due.insert(id.clone(), now + source.poll_interval);

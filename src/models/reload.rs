@@ -133,8 +133,11 @@ impl Catalog {
         let mut changes = Vec::new();
         for (id, model_dir) in found {
             let old = before.get(&id);
+            // A refusal of these files is retried only when asked; what the registry said is
+            // retried by the registry's own poll.
             let settled = old.filter(|old| {
-                old.stamp == model_dir.stamp && (old.problem.is_none() || trigger == Trigger::Poll)
+                let refused_files = old.problem.as_ref().is_some_and(|p| !p.from_registry);
+                old.stamp == model_dir.stamp && (!refused_files || trigger == Trigger::Poll)
             });
             if let Some(old) = settled {
                 changes.push(change(&id, Outcome::Unchanged, Some(old), Some(old)));
