@@ -335,9 +335,7 @@ async fn the_shared_cache_carries_the_models_and_rejects_a_widening() {
 
     // Another instance answers from L2 with the list intact.
     let b = TestApp::spawn_sharing(&a, with_redis.clone()).await;
-    let refused = b
-        .post_json(&predict_path("22"), &key, &inputs())
-        .await;
+    let refused = b.post_json(&predict_path("22"), &key, &inputs()).await;
     assert_eq!(refused.status(), 403);
     assert_eq!(problem(refused).await["code"], "model_not_allowed");
 
@@ -353,9 +351,7 @@ async fn the_shared_cache_carries_the_models_and_rejects_a_widening() {
             .await
             .expect("plant");
         let c = TestApp::spawn_sharing(&a, with_redis.clone()).await;
-        let response = c
-            .post_json(&predict_path("22"), &key, &inputs())
-            .await;
+        let response = c.post_json(&predict_path("22"), &key, &inputs()).await;
         assert_eq!(response.status(), 403, "{widened}");
         assert_eq!(problem(response).await["code"], "model_not_allowed");
         c.stop().await;

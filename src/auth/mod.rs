@@ -21,8 +21,8 @@ use chrono::Utc;
 pub use cache::{Answer, CacheLimits, KeyCache, Lookup};
 pub use cache_secret::CacheSecret;
 pub use issue::{
-    issue_key, prepare_key, IssuedKey, ModelsError, NewKey, NewKeyError, MAX_CREDITS, MAX_KEY_MODELS,
-    MAX_MODEL_ID_LEN,
+    issue_key, prepare_key, IssuedKey, ModelsError, NewKey, NewKeyError, MAX_CREDITS,
+    MAX_KEY_MODELS, MAX_MODEL_ID_LEN,
 };
 pub use principal::Principal;
 use remote::Verdict;

@@ -235,7 +235,8 @@ mod tests {
             );
         }
         // An unrestricted key's entry says so.
-        let open_key = seal(&secret(), HASH, &principal(vec![Scope::Predict]), later).expect("seal");
+        let open_key =
+            seal(&secret(), HASH, &principal(vec![Scope::Predict]), later).expect("seal");
         assert!(open_key.contains(r#""models":null"#), "{open_key}");
     }
 
