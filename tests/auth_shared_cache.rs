@@ -52,6 +52,7 @@ fn principal(key_id: &str, scopes: Vec<Scope>) -> Principal {
         balance: None,
         has_sufficient_balance: true,
         prepaid: false,
+        models: None,
     }
 }
 

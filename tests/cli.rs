@@ -296,6 +296,60 @@ fn keys_create_list_revoke() {
 }
 
 #[test]
+fn keys_limited_to_models_are_created_and_listed() {
+    let dir = tempfile::tempdir().expect("dir");
+    let created = create_key(dir.path(), &["--models", "21,22", "--models", "lead-v2"]);
+    assert_eq!(
+        created["models"],
+        serde_json::json!(["21", "22", "lead-v2"])
+    );
+    let id = created["id"].as_str().expect("id");
+    let open = create_key(dir.path(), &[]);
+    assert_eq!(open["models"], Value::Null);
+
+    let listed: Value =
+        serde_json::from_slice(&run(dir.path(), &[], &["keys", "list", "--json"]).stdout)
+            .expect("json");
+    let keys = listed["keys"].as_array().expect("keys");
+    let limited = keys.iter().find(|k| k["id"] == id).expect("listed");
+    assert_eq!(
+        limited["models"],
+        serde_json::json!(["21", "22", "lead-v2"])
+    );
+    let unlimited = keys.iter().find(|k| k["id"] == open["id"]).expect("listed");
+    assert!(unlimited.get("models").is_none(), "{listed}");
+
+    let human = stdout(&run(dir.path(), &[], &["keys", "list"]));
+    assert!(
+        human.lines().next().is_some_and(|h| h.ends_with("MODELS")),
+        "{human}"
+    );
+    let line = human.lines().find(|l| l.contains(id)).expect("line");
+    assert!(line.ends_with("21,22,lead-v2"), "{human}");
+    let line = human
+        .lines()
+        .find(|l| l.contains(open["id"].as_str().expect("id")))
+        .expect("line");
+    assert!(line.ends_with("all"), "{human}");
+
+    for args in [
+        &["keys", "create", "--name", "x", "--models", "21,21"][..],
+        &["keys", "create", "--name", "x", "--models", ""][..],
+    ] {
+        let output = run(dir.path(), &[], args);
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(stderr(&output).contains("--models"), "{}", stderr(&output));
+    }
+    let help = stdout(&run(dir.path(), &[], &["keys", "create", "--help"]));
+    assert!(help.contains("--models"), "{help}");
+}
+
+#[test]
 fn prepaid_keys_are_created_and_topped_up() {
     let dir = tempfile::tempdir().expect("dir");
     let created = create_key(dir.path(), &["--credits", "5"]);

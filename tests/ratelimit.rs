@@ -29,7 +29,7 @@ async fn limited_key(app: &TestApp, limit: &str) -> (String, String) {
             scopes: vec![Scope::Predict],
             rate_limit: Some(limit.parse::<RateLimit>().expect("limit")),
             expires_in: None,
-            credits: None,
+            ..NewKey::default()
         },
     )
     .await

@@ -68,6 +68,52 @@ async fn flat_user_fields_and_defaults_are_accepted() {
     app.stop().await;
 }
 
+/// The service's `models` limits the key like a local key's list; absent means every model,
+/// `[]` none.
+#[tokio::test]
+async fn the_service_s_models_limit_the_key() {
+    let stub = AuthStub::start().await;
+    let app = app_with_auth_service(stub.addr).await;
+    let with_models = |models: Value| {
+        let mut body = support::auth_stub::valid_body("k-m");
+        body["models"] = models;
+        body.to_string()
+    };
+    stub.reply("only-21", 200, with_models(json!(["21"])));
+    stub.reply("only-other", 200, with_models(json!(["22"])));
+    stub.reply("none", 200, with_models(json!([])));
+    stub.reply("every", 200, with_models(Value::Null));
+    for (key, allowed) in [
+        ("only-21", true),
+        ("only-other", false),
+        ("none", false),
+        ("every", true),
+    ] {
+        let Predicted {
+            status, response, ..
+        } = app.predict(key).await;
+        if allowed {
+            assert_eq!(status, 200, "{key}");
+        } else {
+            assert_eq!(status, 403, "{key}");
+            assert_eq!(
+                problem(response).await["code"],
+                "model_not_allowed",
+                "{key}"
+            );
+        }
+        let list: Value = app
+            .get("/api/v1/models", Some(key))
+            .await
+            .json()
+            .await
+            .expect("list");
+        let count = list["models"].as_array().expect("models").len();
+        assert_eq!(count, usize::from(allowed), "{key}: {list}");
+    }
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn refusals_map_to_the_right_statuses() {
     let stub = AuthStub::start().await;

@@ -13,6 +13,11 @@ const MAX_NAME_LEN: usize = 100;
 const LAST_EXPIRY_YEAR: i32 = 9999;
 /// A balance large enough for any prepaid plan, far from integer overflow.
 pub const MAX_CREDITS: i64 = 1_000_000_000_000;
+/// Most models one key may be limited to: a longer list is a sign the key should be
+/// unrestricted, and every entry travels in each cached principal.
+pub const MAX_KEY_MODELS: usize = 100;
+/// Longest model id a key's list may name.
+pub const MAX_MODEL_ID_LEN: usize = 128;
 
 #[derive(Debug, Clone, Default)]
 pub struct NewKey {
@@ -23,6 +28,9 @@ pub struct NewKey {
     pub expires_in: Option<Duration>,
     /// Makes the key prepaid with this many predictions.
     pub credits: Option<i64>,
+    /// Limits the key to these models; `None` for every model. They need not exist yet:
+    /// models come and go while keys live.
+    pub models: Option<Vec<String>>,
 }
 
 /// The key in clear, handed out exactly once, and what was stored about it.
@@ -42,6 +50,8 @@ pub enum NewKeyError {
     Expiry,
     #[error("expected a number of credits from 0 to {MAX_CREDITS}")]
     Credits,
+    #[error("{0}")]
+    Models(ModelsError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -53,6 +63,7 @@ impl NewKeyError {
             NewKeyError::Name => Some("name"),
             NewKeyError::Expiry => Some("expires_in"),
             NewKeyError::Credits => Some("credits"),
+            NewKeyError::Models(_) => Some("models"),
             NewKeyError::Store(_) => None,
         }
     }
@@ -65,6 +76,47 @@ fn valid_name(name: &str) -> bool {
     (1..=MAX_NAME_LEN).contains(&name.chars().count())
         && !name.trim().is_empty()
         && !name.chars().any(char::is_control)
+}
+
+/// What is wrong with a key's list of models.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ModelsError {
+    /// An empty list would make a key that can use nothing; leaving the list out means every
+    /// model, and saying so is clearer than an empty list meaning either.
+    #[error("expected at least one model id (leave models out for every model)")]
+    Empty,
+    #[error("expected at most {MAX_KEY_MODELS} model ids")]
+    TooMany,
+    #[error("entry {index}: expected a model id of 1 to {MAX_MODEL_ID_LEN} characters without control characters")]
+    Id { index: usize },
+    #[error("entry {index}: {id:?} is listed twice")]
+    Duplicate { index: usize, id: String },
+}
+
+/// Ids are compared as sent (a route's `{id}` is matched exactly), so no trimming: a padded id
+/// is refused rather than silently made to mean another model.
+fn check_models(models: &[String]) -> Result<(), ModelsError> {
+    if models.is_empty() {
+        return Err(ModelsError::Empty);
+    }
+    if models.len() > MAX_KEY_MODELS {
+        return Err(ModelsError::TooMany);
+    }
+    let mut seen = std::collections::HashSet::new();
+    for (index, id) in models.iter().enumerate() {
+        let valid = (1..=MAX_MODEL_ID_LEN).contains(&id.chars().count())
+            && !id.chars().any(char::is_control);
+        if !valid {
+            return Err(ModelsError::Id { index });
+        }
+        if !seen.insert(id.as_str()) {
+            return Err(ModelsError::Duplicate {
+                index,
+                id: id.clone(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Checks `new` and mints the key and its record, without storing anything.
@@ -90,6 +142,9 @@ pub fn prepare_key(new: NewKey) -> Result<IssuedKey, NewKeyError> {
     if new.credits.is_some_and(|c| !(0..=MAX_CREDITS).contains(&c)) {
         return Err(NewKeyError::Credits);
     }
+    if let Some(models) = &new.models {
+        check_models(models).map_err(NewKeyError::Models)?;
+    }
     let mut scopes = new.scopes;
     if scopes.is_empty() {
         scopes.push(Scope::Predict);
@@ -107,6 +162,7 @@ pub fn prepare_key(new: NewKey) -> Result<IssuedKey, NewKeyError> {
         expires_at,
         revoked_at: None,
         credits: new.credits,
+        models: new.models,
     };
     Ok(IssuedKey { key, record })
 }
@@ -158,6 +214,43 @@ mod tests {
                 matches!(prepare_key(named(name)), Err(NewKeyError::Name)),
                 "{name:?} accepted"
             );
+        }
+    }
+
+    #[test]
+    fn model_lists_are_checked() {
+        let limited = |models: Vec<&str>| NewKey {
+            models: Some(models.into_iter().map(String::from).collect()),
+            ..named("x")
+        };
+        let issued = prepare_key(limited(vec!["21", "22"])).expect("valid");
+        assert_eq!(issued.record.models, Some(vec!["21".into(), "22".into()]));
+        assert_eq!(prepare_key(named("x")).expect("valid").record.models, None);
+        let long = "m".repeat(MAX_MODEL_ID_LEN);
+        assert!(prepare_key(limited(vec![long.as_str()])).is_ok());
+        let too_long = "m".repeat(MAX_MODEL_ID_LEN + 1);
+        let many: Vec<String> = (0..=MAX_KEY_MODELS).map(|i| i.to_string()).collect();
+        for (models, expected) in [
+            (vec![], ModelsError::Empty),
+            (vec!["21", ""], ModelsError::Id { index: 1 }),
+            (vec![too_long.as_str()], ModelsError::Id { index: 0 }),
+            (vec!["a\nb"], ModelsError::Id { index: 0 }),
+            (
+                vec!["21", "22", "21"],
+                ModelsError::Duplicate {
+                    index: 2,
+                    id: "21".into(),
+                },
+            ),
+            (
+                many.iter().map(String::as_str).collect(),
+                ModelsError::TooMany,
+            ),
+        ] {
+            match prepare_key(limited(models.clone())) {
+                Err(NewKeyError::Models(found)) => assert_eq!(found, expected, "{models:?}"),
+                other => panic!("{models:?}: {other:?}"),
+            }
         }
     }
 

@@ -20,7 +20,10 @@ use chrono::Utc;
 
 pub use cache::{Answer, CacheLimits, KeyCache, Lookup};
 pub use cache_secret::CacheSecret;
-pub use issue::{issue_key, prepare_key, IssuedKey, NewKey, NewKeyError, MAX_CREDITS};
+pub use issue::{
+    issue_key, prepare_key, IssuedKey, ModelsError, NewKey, NewKeyError, MAX_CREDITS,
+    MAX_KEY_MODELS, MAX_MODEL_ID_LEN,
+};
 pub use principal::Principal;
 use remote::Verdict;
 pub use remote::{RemoteAuth, HEALTH_PROBE_KEY};
@@ -45,6 +48,8 @@ pub enum AuthError {
     QueryKeyRefused,
     #[error("the API key lacks the {needed} scope")]
     InsufficientScope { needed: Scope },
+    #[error("the API key may not use this model")]
+    ModelNotAllowed { model_id: String },
     #[error("the API key cannot be checked right now")]
     Unavailable,
     #[error("the auth service is rate limiting; retry later")]

@@ -27,6 +27,9 @@ pub struct Principal {
     /// Each prediction takes a credit from the key's balance in the store.
     #[serde(default)]
     pub prepaid: bool,
+    /// The only models the key may use; `None` for every model. Written out even when `None`
+    /// so that a shared-cache entry always states it (see `shared_entry`).
+    pub models: Option<Vec<String>>,
 }
 
 fn yes() -> bool {
@@ -48,8 +51,17 @@ impl Principal {
             balance: None,
             has_sufficient_balance: true,
             prepaid: record.credits.is_some(),
+            models: record.models.clone(),
         };
         (record.revoked_at.is_none() && !principal.is_expired(now)).then_some(principal)
+    }
+
+    /// Whether the key may use model `id`, whether or not such a model exists: a limited key
+    /// learns nothing about the models it may not use.
+    pub fn may_use(&self, model_id: &str) -> bool {
+        self.models
+            .as_ref()
+            .is_none_or(|models| models.iter().any(|m| m == model_id))
     }
 
     pub fn is_expired(&self, now: DateTime<Utc>) -> bool {

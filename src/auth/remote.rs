@@ -68,6 +68,8 @@ struct Validated {
     rate_limit_per_hour: Option<u32>,
     has_sufficient_balance: Option<bool>,
     balance: Option<f64>,
+    /// Absent or null: every model. An empty list is taken at its word: no model.
+    models: Option<Vec<String>>,
 }
 
 /// Ids arrive as strings or numbers; either way they are text to us.
@@ -114,6 +116,7 @@ fn principal(body: Validated, key_prefix: String) -> Principal {
         has_sufficient_balance: body.has_sufficient_balance.unwrap_or(true),
         // The service keeps the balance; usage is reported to it after each prediction.
         prepaid: false,
+        models: body.models,
     }
 }
 

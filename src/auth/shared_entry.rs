@@ -2,11 +2,17 @@
 //! [`CacheSecret`], so that write access to Redis is not enough to make an entry an instance
 //! trusts.
 //!
-//! Stored under `modelgate:auth:v2:<key hash>` as `<MAC, hex>.<expiry, Unix ms>.<principal
+//! Stored under `modelgate:auth:v3:<key hash>` as `<MAC, hex>.<expiry, Unix ms>.<principal
 //! JSON>`. The MAC covers the key hash as well as the value, so a genuine entry cannot be moved
 //! under another key, and the expiry, so a genuine entry copied before a revocation cannot be
-//! written back for longer than `auth.shared_ttl`. The unsigned entries of earlier versions
-//! (`modelgate:auth:v1:`) are never read: to this version they are misses.
+//! written back for longer than `auth.shared_ttl`. It covers the whole principal, so the key's
+//! list of models (`models`, null for every model) cannot be widened or dropped either.
+//!
+//! The unsigned entries of v1 are never read. Neither are the signed entries of v2: they
+//! predate keys limited to models, and an instance of that version still running in a rolling
+//! upgrade writes them, genuinely signed and without `models`, for keys that are limited.
+//! Read as "every model" they would widen those keys, and nothing in a v2 entry tells them
+//! apart; the version is in the MAC's input, so a v2 entry cannot be passed off as v3.
 
 use chrono::{DateTime, TimeZone, Utc};
 use hmac::{Hmac, Mac};
@@ -14,7 +20,7 @@ use sha2::Sha256;
 
 use super::{CacheSecret, Principal, Scope};
 
-const KEY_PREFIX: &str = "modelgate:auth:v2:";
+const KEY_PREFIX: &str = "modelgate:auth:v3:";
 
 /// Separates the MAC's inputs; it occurs in none of them (hex, digits, JSON text).
 const SEPARATOR: &[u8] = b"\0";
@@ -135,6 +141,14 @@ mod tests {
             balance: None,
             has_sufficient_balance: true,
             prepaid: false,
+            models: None,
+        }
+    }
+
+    fn limited(models: &[&str]) -> Principal {
+        Principal {
+            models: Some(models.iter().map(|m| m.to_string()).collect()),
+            ..principal(vec![Scope::Predict])
         }
     }
 
@@ -196,6 +210,51 @@ mod tests {
         let elevated = genuine.replace("\"predict\"", "\"admin\"");
         assert_eq!(
             open(&secret(), HASH, &elevated, now),
+            Err(Rejection::BadSignature)
+        );
+    }
+
+    #[test]
+    fn a_key_s_models_travel_in_the_entry_and_cannot_be_widened() {
+        let now = Utc::now();
+        let later = now + Duration::minutes(5);
+        let genuine = seal(&secret(), HASH, &limited(&["21"]), later).expect("seal");
+        assert!(genuine.contains(r#""models":["21"]"#), "{genuine}");
+        assert_eq!(open(&secret(), HASH, &genuine, now), Ok(limited(&["21"])));
+        // Another model added, the list made null, or the field dropped: each is a forgery.
+        for widened in [
+            genuine.replace(r#"["21"]"#, r#"["21","22"]"#),
+            genuine.replace(r#"["21"]"#, "null"),
+            genuine.replace(r#","models":["21"]"#, ""),
+        ] {
+            assert_ne!(widened, genuine);
+            assert_eq!(
+                open(&secret(), HASH, &widened, now),
+                Err(Rejection::BadSignature),
+                "{widened}"
+            );
+        }
+        // An unrestricted key's entry says so.
+        let open_key =
+            seal(&secret(), HASH, &principal(vec![Scope::Predict]), later).expect("seal");
+        assert!(open_key.contains(r#""models":null"#), "{open_key}");
+    }
+
+    /// A v2 entry, genuinely signed by an earlier version that knew nothing of models, would
+    /// read as "every model": the version is signed, so it does not open as v3.
+    #[test]
+    fn entries_of_the_version_before_models_do_not_open() {
+        let now = Utc::now();
+        let json = r#"{"key_id":"k1","name":"n","prefix":"mg_abc","scopes":["predict"],"rate_limit":null,"expires_at":null}"#;
+        let expires_ms = (now + Duration::minutes(5)).timestamp_millis().to_string();
+        let mut v2 = secret().mac();
+        for part in ["modelgate:auth:v2:", HASH, &expires_ms, json] {
+            v2.update(part.as_bytes());
+            v2.update(SEPARATOR);
+        }
+        let tag = hex::encode(v2.finalize().into_bytes());
+        assert_eq!(
+            open(&secret(), HASH, &format!("{tag}.{expires_ms}.{json}"), now),
             Err(Rejection::BadSignature)
         );
     }

@@ -20,9 +20,10 @@ use super::shared_entry::{self, Rejection};
 use super::{CacheSecret, Principal, Scope};
 use crate::redis::{ExchangeError, Redis};
 
-/// Where earlier versions kept their unsigned entries; deleted on revocation so that an
-/// instance of such a version still running in a rolling upgrade forgets the key too.
-const UNSIGNED_KEY_PREFIX: &str = "modelgate:auth:v1:";
+/// Where earlier versions kept their entries (v1 unsigned, v2 signed but without the key's
+/// models); deleted on revocation so that an instance of such a version still running in a
+/// rolling upgrade forgets the key too.
+const EARLIER_KEY_PREFIXES: [&str; 2] = ["modelgate:auth:v1:", "modelgate:auth:v2:"];
 
 /// Signed expiries run this much past Redis's own TTL, which starts a little later (when the
 /// write lands): a genuine entry must not read as expired in its last moments, nor on an
@@ -104,10 +105,12 @@ pub async fn revoke_shared_now(redis: &Redis, key_hash: &str) -> Result<(), Exch
 
 /// Deletes the key's entries and announces the revocation.
 async fn forget(mut c: ConnectionManager, key_hash: String) -> redis::RedisResult<()> {
-    let keys = [
-        shared_entry::entry_key(&key_hash),
-        format!("{UNSIGNED_KEY_PREFIX}{key_hash}"),
-    ];
+    let mut keys = vec![shared_entry::entry_key(&key_hash)];
+    keys.extend(
+        EARLIER_KEY_PREFIXES
+            .iter()
+            .map(|prefix| format!("{prefix}{key_hash}")),
+    );
     c.del::<_, ()>(&keys).await?;
     c.publish::<_, _, ()>(REVOCATIONS_CHANNEL, key_hash).await
 }

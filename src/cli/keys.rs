@@ -34,6 +34,10 @@ pub enum KeysCommand {
         /// Make the key prepaid: each prediction takes one credit; at zero, 402.
         #[arg(long, value_name = "N")]
         credits: Option<i64>,
+        /// Limit the key to these model ids (comma-separated and/or repeated); without it,
+        /// every model. Other models answer 403 model_not_allowed, whether or not they exist.
+        #[arg(long, value_name = "ID,...", value_delimiter = ',')]
+        models: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -97,15 +101,22 @@ fn key_line(key: &ApiKeyRecord) -> String {
         (None, None) => "active".into(),
     };
     let shown = |value: Option<String>| value.unwrap_or_else(|| "-".into());
+    // Last, since a list of models has no fixed width; `all` rather than `-`, which elsewhere
+    // reads "none".
+    let models = key.models.as_ref().map_or_else(
+        || "all".to_string(),
+        |models| escape_controls(&models.join(",")).into_owned(),
+    );
     format!(
-        "{:<36}  {:<11}  {:<20}  {:<14}  {:<8}  {:<8}  {}",
+        "{:<36}  {:<11}  {:<20}  {:<14}  {:<8}  {:<8}  {:<18}  {}",
         key.id,
         key.prefix,
         escape_controls(&key.name),
         scopes.join(","),
         shown(key.rate_limit.map(|r| r.to_string())),
         shown(key.credits.map(|c| c.to_string())),
-        state
+        state,
+        models
     )
 }
 
@@ -118,6 +129,7 @@ pub async fn run(command: KeysCommand, config: &Config) -> Result<(), Failure> {
             rate_limit,
             expires,
             credits,
+            models,
             json,
         } => {
             create(
@@ -128,6 +140,7 @@ pub async fn run(command: KeysCommand, config: &Config) -> Result<(), Failure> {
                     rate_limit,
                     expires_in: expires,
                     credits,
+                    models: (!models.is_empty()).then_some(models),
                 },
                 json,
             )
@@ -162,6 +175,7 @@ async fn create(store: &Store, new: NewKey, as_json: bool) -> Result<(), Failure
             "rate_limit": record.rate_limit,
             "expires_at": record.expires_at,
             "credits": record.credits,
+            "models": record.models,
         }))
     } else {
         outln!("Created key {} ({}).", record.id, record.name)?;
@@ -179,13 +193,14 @@ async fn list(store: &Store, as_json: bool) -> Result<(), Failure> {
         return print_json(&KeyList { keys });
     }
     outln!(
-        "{:<36}  {:<11}  {:<20}  {:<14}  {:<8}  {:<8}  STATE",
+        "{:<36}  {:<11}  {:<20}  {:<14}  {:<8}  {:<8}  {:<18}  MODELS",
         "ID",
         "PREFIX",
         "NAME",
         "SCOPES",
         "LIMIT",
-        "CREDITS"
+        "CREDITS",
+        "STATE"
     )?;
     for key in &keys {
         outln!("{}", key_line(key))?;

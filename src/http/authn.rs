@@ -12,6 +12,7 @@ use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 
+use super::path_id::PathId;
 use super::problem::ApiError;
 use super::AppState;
 use crate::auth::{allows, extract, AuthError, Principal, Scope};
@@ -97,5 +98,30 @@ pub async fn require_scope(
         Ok(next.run(request).await)
     } else {
         Err(AuthError::InsufficientScope { needed }.into())
+    }
+}
+
+/// The `{id}` of a model route; other segments (`{version}`) are not this check's business.
+#[derive(serde::Deserialize)]
+pub struct ModelPath {
+    id: String,
+}
+
+/// Lets the request through only when the caller's key may use the model in the path: the one
+/// place every model route is checked, after the scope and before rate limits, credits and any
+/// look at the models, so the answer is the same 403 whether or not the model exists.
+pub async fn require_model(
+    PathId(ModelPath { id }): PathId<ModelPath>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let allowed = request
+        .extensions()
+        .get::<Arc<Principal>>()
+        .is_some_and(|p| p.may_use(&id));
+    if allowed {
+        Ok(next.run(request).await)
+    } else {
+        Err(AuthError::ModelNotAllowed { model_id: id }.into())
     }
 }

@@ -43,6 +43,8 @@ error_codes! {
     InsufficientBalance => "insufficient_balance",
     /// 403: the key lacks the scope the route needs.
     InsufficientScope => "insufficient_scope",
+    /// 403: the key is limited to other models (whether or not this one exists).
+    ModelNotAllowed => "model_not_allowed",
     /// 404: the path names a model that is not configured.
     ModelNotFound => "model_not_found",
     /// 404: the path pins a version of the model that is not loaded.

@@ -28,6 +28,9 @@ pub struct CreateKey {
     /// Makes the key prepaid with this many predictions.
     #[serde(default, deserialize_with = "whole_number::optional_i64")]
     credits: Option<i64>,
+    /// Limits the key to these model ids; absent or null for every model.
+    #[serde(default)]
+    models: Option<Vec<String>>,
 }
 
 #[derive(Deserialize)]
@@ -78,6 +81,7 @@ pub async fn create(
         rate_limit: body.rate_limit,
         expires_in: body.expires_in,
         credits: body.credits,
+        models: body.models,
     };
     // Validation happens before the store is called, so bad input never counts as a
     // database failure in the breaker.

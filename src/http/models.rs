@@ -1,15 +1,18 @@
 //! `GET /api/v1/models`, `GET /api/v1/models/{id}` (and its older name `…/{id}/info`), and
 //! `GET /api/v1/models/{id}/ready`.
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Serialize;
 
 use super::path_id::PathId;
 use super::predict::unavailable;
 use super::problem::ApiError;
 use super::AppState;
+use crate::auth::Principal;
 use crate::models::{ModelDetail, ModelSummary, Unavailable};
 
 #[derive(Serialize)]
@@ -17,9 +20,19 @@ pub struct ModelList {
     models: Vec<ModelSummary>,
 }
 
-/// Models with a serving version; one that has none yet is in `/health`, not here.
-pub async fn list(State(state): State<AppState>) -> Json<ModelList> {
-    let models = state.models.serving().iter().map(|m| m.summary()).collect();
+/// Models with a serving version; one that has none yet is in `/health`, not here. A key
+/// limited to some models sees only those (the routes of the others answer 403).
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Arc<Principal>>,
+) -> Json<ModelList> {
+    let models = state
+        .models
+        .serving()
+        .iter()
+        .filter(|m| principal.may_use(m.id()))
+        .map(|m| m.summary())
+        .collect();
     Json(ModelList { models })
 }
 

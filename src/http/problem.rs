@@ -233,6 +233,17 @@ impl From<AuthError> for ApiError {
                 "Insufficient scope",
                 format!("{detail}."),
             ),
+            // The same answer whether or not the model exists, so a limited key cannot probe
+            // which models there are.
+            AuthError::ModelNotAllowed { model_id } => ApiError::new(
+                StatusCode::FORBIDDEN,
+                ErrorCode::ModelNotAllowed,
+                "Model not allowed",
+                format!(
+                    "This API key may not use model {}; GET /api/v1/models lists the models it may use.",
+                    quoted(&model_id)
+                ),
+            ),
             AuthError::RateLimited { retry_after } => ApiError::rate_limited(retry_after),
             AuthError::InsufficientBalance => ApiError::new(
                 StatusCode::PAYMENT_REQUIRED,

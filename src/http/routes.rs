@@ -44,6 +44,8 @@ pub struct Route {
     pub caching: Caching,
     /// Also served on `server.admin_listen` (probes, Prometheus), outside the public cap.
     pub admin: bool,
+    /// The path's `{id}` is a model the key must be allowed to use (`authn::require_model`).
+    pub per_model: bool,
     /// The route's handlers by method, with any layer of the route's own.
     methods: fn(&AppState) -> MethodRouter<AppState>,
 }
@@ -60,6 +62,7 @@ impl Route {
             counted: true,
             caching: Caching::Unspecified,
             admin: false,
+            per_model: false,
             methods,
         }
     }
@@ -67,6 +70,14 @@ impl Route {
     const fn on_admin(self) -> Route {
         Route {
             admin: true,
+            ..self
+        }
+    }
+
+    /// For a key limited to some models, answered 403 `model_not_allowed` unless `{id}` is one.
+    const fn per_model(self) -> Route {
+        Route {
+            per_model: true,
             ..self
         }
     }
@@ -106,16 +117,21 @@ const ADMIN: Access = Access::Scope(Scope::Admin);
 /// Every route the server has; any other path answers 404 (after authentication).
 pub const ROUTES: &[Route] = &[
     Route::new("/api/v1/models", PREDICT, |_| get(models::list)).cached(Caching::Revalidate),
-    Route::new("/api/v1/models/{id}", PREDICT, |_| get(models::detail)).cached(Caching::Revalidate),
+    Route::new("/api/v1/models/{id}", PREDICT, |_| get(models::detail))
+        .cached(Caching::Revalidate)
+        .per_model(),
     Route::new("/api/v1/models/{id}/info", PREDICT, |_| get(models::detail))
-        .cached(Caching::Revalidate),
+        .cached(Caching::Revalidate)
+        .per_model(),
     Route::new("/api/v1/models/{id}/ready", PREDICT, |_| get(models::ready))
-        .cached(Caching::NoStore),
+        .cached(Caching::NoStore)
+        .per_model(),
     // Only predictions count against a key's rate limit (a batch of rows is one request);
     // listing and describing models are cheap reads a client should not have to budget.
     Route::new("/api/v1/models/{id}/predict", PREDICT, |state| {
         post(predict::predict).route_layer(from_fn_with_state(state.clone(), ratelimit::enforce))
-    }),
+    })
+    .per_model(),
     Route::new(
         "/api/v1/models/{id}/versions/{version}/predict",
         PREDICT,
@@ -123,7 +139,8 @@ pub const ROUTES: &[Route] = &[
             post(predict::predict_version)
                 .route_layer(from_fn_with_state(state.clone(), ratelimit::enforce))
         },
-    ),
+    )
+    .per_model(),
     Route::new("/api/v1/admin/models/reload", ADMIN, |_| {
         post(reload::reload)
     }),
@@ -205,6 +222,13 @@ fn router_of(state: &AppState, include: fn(&Route) -> bool) -> Router<AppState> 
         .filter(|route| include(route) && route.is_served(status))
         .fold(Router::new(), |router, route| {
             let one = Router::new().route(route.path, (route.methods)(state));
+            // Layers run outside in: the scope, then the model, then the route's own (rate
+            // limit), so a refused model costs the key none of its quota.
+            let one = if route.per_model {
+                one.route_layer(from_fn(authn::require_model))
+            } else {
+                one
+            };
             let one = match route.scope_needed(status) {
                 None => one,
                 Some(needed) => one.route_layer(from_fn(move |request: Request, next: Next| {
@@ -247,6 +271,14 @@ mod tests {
         assert!(admin.contains(&"/health/ready") && admin.contains(&"/metrics"));
         for route in ROUTES.iter().filter(|r| r.admin) {
             assert_eq!(route.access, Access::Public, "{} needs a key", route.path);
+        }
+    }
+
+    #[test]
+    fn every_model_route_checks_the_key_s_models() {
+        for route in ROUTES {
+            let names_a_model = route.path.starts_with("/api/v1/models/{id}");
+            assert_eq!(route.per_model, names_a_model, "{}", route.path);
         }
     }
 

@@ -23,6 +23,9 @@ pub struct ApiKeyRecord {
     /// Predictions a prepaid key may still make; `None` for a key that is not metered.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub credits: Option<i64>,
+    /// The only models the key may use; `None` for every model.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub models: Option<Vec<String>>,
 }
 
 /// The keys of a store, as `GET /api/v1/keys` and `modelgate keys list --json` show them.
@@ -40,7 +43,7 @@ pub enum Revocation {
 }
 
 const COLUMNS: &str =
-    "id, name, prefix, scopes, rate_limit, created_at, expires_at, revoked_at, credits";
+    "id, name, prefix, scopes, rate_limit, created_at, expires_at, revoked_at, credits, models";
 
 fn millis(at: DateTime<Utc>) -> i64 {
     at.timestamp_millis()
@@ -72,6 +75,13 @@ fn record(row: &AnyRow) -> Result<ApiKeyRecord, StoreError> {
                 .map_err(|e| StoreError::Corrupt(format!("rate_limit: {e}")))
         })
         .transpose()?;
+    let models: Option<String> = row.try_get("models")?;
+    let models = models
+        .map(|m| {
+            serde_json::from_str::<Vec<String>>(&m)
+                .map_err(|e| StoreError::Corrupt(format!("models: {e}")))
+        })
+        .transpose()?;
     Ok(ApiKeyRecord {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -82,15 +92,22 @@ fn record(row: &AnyRow) -> Result<ApiKeyRecord, StoreError> {
         expires_at: optional_time("expires_at", row.try_get("expires_at")?)?,
         revoked_at: optional_time("revoked_at", row.try_get("revoked_at")?)?,
         credits: row.try_get("credits")?,
+        models,
     })
 }
 
 impl Store {
     pub async fn insert_key(&self, key: &ApiKeyRecord, key_hash: &str) -> Result<(), StoreError> {
         let scopes: Vec<String> = key.scopes.iter().map(|s| s.to_string()).collect();
+        let models = key
+            .models
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("models: {e}")))?;
         sqlx::query(
-            "INSERT INTO api_keys (id, name, prefix, key_hash, scopes, rate_limit, created_at, expires_at, revoked_at, credits) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            "INSERT INTO api_keys (id, name, prefix, key_hash, scopes, rate_limit, created_at, expires_at, revoked_at, credits, models) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
         )
         .bind(&key.id)
         .bind(&key.name)
@@ -102,6 +119,7 @@ impl Store {
         .bind(key.expires_at.map(millis))
         .bind(key.revoked_at.map(millis))
         .bind(key.credits)
+        .bind(models)
         .execute(&self.pool)
         .await?;
         Ok(())
