@@ -6,13 +6,13 @@
 mod support;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use support::chaos::{ChaosProxy, Fault};
 use support::mlflow::MlflowServer;
+use support::predict::Load;
 use support::wait::poll;
 use support::{repo_path, Backend, TestApp};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -53,23 +53,13 @@ async fn spawn(models: &Path, cache: &Path) -> TestApp {
     .await
 }
 
-async fn served_version(app: &TestApp, key: &str, path: &str) -> (u16, Option<String>) {
-    let response = app.post_json(path, key, &json!({"inputs": {}})).await;
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.expect("json");
-    (
-        status,
-        body["metadata"]["model_version"].as_str().map(String::from),
-    )
-}
-
 async fn wait_for_version(app: &TestApp, key: &str, version: &str, patience: Duration) {
     poll(
         patience,
         EVERY,
         format!("version {version} serves"),
         async || {
-            let served = served_version(app, key, "/api/v1/models/21/predict").await;
+            let served = app.version_served(key, "/api/v1/models/21/predict").await;
             (served == (200, Some(version.to_string()))).then_some(())
         },
     )
@@ -112,18 +102,7 @@ async fn a_registry_model_follows_its_alias_under_load_and_refuses_a_broken_vers
     assert_eq!(health(&app).await["checks"]["mlflow"]["status"], "healthy");
 
     // Predictions run without pause while a new version is registered and the alias moves.
-    let done = Arc::new(AtomicBool::new(false));
-    let mut clients = Vec::new();
-    for _ in 0..6 {
-        let (app, key, done) = (app.clone(), key.clone(), done.clone());
-        clients.push(tokio::spawn(async move {
-            let mut answers = Vec::new();
-            while !done.load(Ordering::Relaxed) {
-                answers.push(served_version(&app, &key, "/api/v1/models/21/predict").await);
-            }
-            answers
-        }));
-    }
+    let load = Load::start(&app, &key, "/api/v1/models/21/predict", 6);
     let second = mlflow.register(
         NAME,
         &repo_path("tests/fixtures/model21/boosting.onnx"),
@@ -134,29 +113,15 @@ async fn a_registry_model_follows_its_alias_under_load_and_refuses_a_broken_vers
     wait_for_version(&app, &key, &second, Duration::from_secs(3)).await;
     let took = moved.elapsed();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    done.store(true, Ordering::Relaxed);
-    let mut answers = Vec::new();
-    for client in clients {
-        answers.extend(client.await.expect("client"));
-    }
-    let failed: Vec<_> = answers
-        .iter()
-        .filter(|(status, _)| *status != 200)
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} failed: {failed:?}",
-        failed.len(),
-        answers.len()
-    );
-    assert!(answers.iter().any(|(_, v)| v.as_deref() == Some("1")));
-    assert!(answers
-        .iter()
-        .any(|(_, v)| v.as_deref() == Some(second.as_str())));
+    let versions = load.stop().await;
+    assert!(versions.iter().any(|v| v == "1"));
+    assert!(versions.contains(&second));
     eprintln!("alias move to version {second} served after {took:?}");
 
     // The version it replaced stays loaded and can be pinned.
-    let pinned = served_version(&app, &key, "/api/v1/models/21/versions/1/predict").await;
+    let pinned = app
+        .version_served(&key, "/api/v1/models/21/versions/1/predict")
+        .await;
     assert_eq!(pinned, (200, Some("1".into())));
 
     // A version whose artifact is damaged in the store never serves.
@@ -184,7 +149,7 @@ async fn a_registry_model_follows_its_alias_under_load_and_refuses_a_broken_vers
         "{error}"
     );
     assert_eq!(
-        served_version(&app, &key, "/api/v1/models/21/predict").await,
+        app.version_served(&key, "/api/v1/models/21/predict").await,
         (200, Some(second.clone()))
     );
     let metrics = app.metrics().await;
@@ -241,7 +206,9 @@ async fn a_start_with_the_registry_down_serves_the_cached_version_or_says_why_no
     );
     let key = second.predict_key().await;
     assert_eq!(
-        served_version(&second, &key, "/api/v1/models/21/predict").await,
+        second
+            .version_served(&key, "/api/v1/models/21/predict")
+            .await,
         (200, Some("1".into()))
     );
     let mlflow_check = poll(
@@ -401,7 +368,7 @@ async fn a_missing_alias_and_refused_credentials_are_named_and_a_stage_serves() 
     let reason = not_ready_reason(&app, &key, "21").await;
     assert!(reason.contains("has no alias \"nope\""), "{reason}");
     poll(PATIENCE, EVERY, "the stage's version serves", async || {
-        let served = served_version(&app, &key, "/api/v1/models/22/predict").await;
+        let served = app.version_served(&key, "/api/v1/models/22/predict").await;
         (served == (200, Some("1".into()))).then_some(())
     })
     .await;

@@ -4,12 +4,12 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use modelgate::auth::Scope;
 use serde_json::{json, Value};
+use support::predict::Load;
 use support::wait::poll;
 use support::{problem, repo_path, Backend, TestApp};
 
@@ -61,15 +61,6 @@ async fn spawn(models: &Path, poll_interval: Duration) -> TestApp {
     .await
 }
 
-/// `(status, metadata.model_version)` of one prediction on `path`.
-async fn predict_on(app: &TestApp, key: &str, path: &str) -> (u16, Option<String>) {
-    let response = app.post_json(path, key, &json!({"inputs": {}})).await;
-    let status = response.status().as_u16();
-    let body: Value = response.json().await.expect("json");
-    let version = body["metadata"]["model_version"].as_str().map(String::from);
-    (status, version)
-}
-
 async fn wait_for_version(app: &TestApp, key: &str, model: &str, version: &str) {
     let path = format!("/api/v1/models/{model}/predict");
     poll(
@@ -77,7 +68,7 @@ async fn wait_for_version(app: &TestApp, key: &str, model: &str, version: &str) 
         EVERY,
         format!("model {model} serves {version}"),
         async || {
-            (predict_on(app, key, &path).await == (200, Some(version.to_string()))).then_some(())
+            (app.version_served(key, &path).await == (200, Some(version.to_string()))).then_some(())
         },
     )
     .await
@@ -98,7 +89,9 @@ async fn a_changed_model_is_swapped_and_the_previous_version_stays_pinnable() {
     set_version(&models.path().join("21"), "1.1.0");
     wait_for_version(&app, &key, "21", "1.1.0").await;
 
-    let pinned = predict_on(&app, &key, "/api/v1/models/21/versions/1.0.0/predict").await;
+    let pinned = app
+        .version_served(&key, "/api/v1/models/21/versions/1.0.0/predict")
+        .await;
     assert_eq!(pinned, (200, Some("1.0.0".into())));
     let missing = app
         .post_json(
@@ -131,7 +124,9 @@ async fn a_changed_model_is_swapped_and_the_previous_version_stays_pinnable() {
     // Only the serving version and the one before it stay loaded.
     set_version(&models.path().join("21"), "1.2.0");
     wait_for_version(&app, &key, "21", "1.2.0").await;
-    let gone = predict_on(&app, &key, "/api/v1/models/21/versions/1.0.0/predict").await;
+    let gone = app
+        .version_served(&key, "/api/v1/models/21/versions/1.0.0/predict")
+        .await;
     assert_eq!(gone.0, 404);
     let metrics = app.metrics().await;
     assert!(
@@ -172,7 +167,7 @@ async fn added_models_appear_and_removed_ones_disappear() {
 
     std::fs::remove_dir_all(models.path().join("22")).expect("remove");
     poll(PATIENCE, EVERY, "model 22 is gone", async || {
-        let (status, _) = predict_on(&app, &key, "/api/v1/models/22/predict").await;
+        let (status, _) = app.version_served(&key, "/api/v1/models/22/predict").await;
         (status == 404).then_some(())
     })
     .await;
@@ -181,7 +176,9 @@ async fn added_models_appear_and_removed_ones_disappear() {
         .await;
     assert_eq!(problem(gone).await["code"], "model_not_found");
     assert_eq!(
-        predict_on(&app, &key, "/api/v1/models/21/predict").await.0,
+        app.version_served(&key, "/api/v1/models/21/predict")
+            .await
+            .0,
         200
     );
     app.stop().await;
@@ -216,7 +213,7 @@ async fn a_broken_version_never_serves_and_is_named_in_health() {
     assert!(error.contains("1.0.0 keeps serving"), "{error}");
     for _ in 0..5 {
         assert_eq!(
-            predict_on(&app, &key, "/api/v1/models/21/predict").await,
+            app.version_served(&key, "/api/v1/models/21/predict").await,
             (200, Some("1.0.0".into()))
         );
     }
@@ -253,7 +250,7 @@ async fn a_broken_version_never_serves_and_is_named_in_health() {
     )
     .await;
     assert_eq!(
-        predict_on(&app, &key, "/api/v1/models/21/predict").await,
+        app.version_served(&key, "/api/v1/models/21/predict").await,
         (200, Some("1.0.0".into()))
     );
 
@@ -321,7 +318,7 @@ async fn the_admin_endpoint_reloads_when_polling_is_off() {
     set_version(&models.path().join("21"), "3.0.0");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
-        predict_on(&app, &key, "/api/v1/models/21/predict")
+        app.version_served(&key, "/api/v1/models/21/predict")
             .await
             .1
             .as_deref(),
@@ -350,7 +347,7 @@ async fn the_admin_endpoint_reloads_when_polling_is_off() {
         json!({"models": [{"model": "21", "outcome": "swapped", "version": "3.0.0", "previous_version": "1.0.0"}]})
     );
     assert_eq!(
-        predict_on(&app, &key, "/api/v1/models/21/predict").await,
+        app.version_served(&key, "/api/v1/models/21/predict").await,
         (200, Some("3.0.0".into()))
     );
     app.stop().await;
@@ -405,41 +402,16 @@ async fn swapping_under_load_fails_no_request() {
     let models = models_copy();
     let app = Arc::new(spawn(models.path(), Duration::from_millis(50)).await);
     let key = app.predict_key().await;
-    let done = Arc::new(AtomicBool::new(false));
-    let mut clients = Vec::new();
-    for _ in 0..8 {
-        let (app, key, done) = (app.clone(), key.clone(), done.clone());
-        clients.push(tokio::spawn(async move {
-            let mut seen = Vec::new();
-            while !done.load(Ordering::Relaxed) {
-                seen.push(predict_on(&app, &key, "/api/v1/models/21/predict").await);
-            }
-            seen
-        }));
-    }
+    let load = Load::start(&app, &key, "/api/v1/models/21/predict", 8);
     let model: PathBuf = models.path().join("21");
     for version in ["5.0.0", "5.1.0", "5.2.0"] {
         set_version(&model, version);
         wait_for_version(&app, &key, "21", version).await;
     }
-    done.store(true, Ordering::Relaxed);
-    let mut answers = Vec::new();
-    for client in clients {
-        answers.extend(client.await.expect("client"));
-    }
-    let failed: Vec<_> = answers
-        .iter()
-        .filter(|(status, _)| *status != 200)
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "{} of {} failed: {failed:?}",
-        failed.len(),
-        answers.len()
-    );
+    let versions = load.stop().await;
     for version in ["1.0.0", "5.2.0"] {
         assert!(
-            answers.iter().any(|(_, v)| v.as_deref() == Some(version)),
+            versions.iter().any(|v| v == version),
             "no answer from {version}"
         );
     }
