@@ -234,4 +234,28 @@ mod tests {
         assert_eq!(config.auth.service_url.as_deref(), Some("http://auth:8000"));
         assert_eq!(config.auth.service_id, "billing");
     }
+
+    #[test]
+    fn models_settings_come_from_the_environment_and_are_checked() {
+        let config = Config::load_from(
+            None,
+            &env(&[
+                ("MODELGATE_MODELS_POLL_INTERVAL", "0"),
+                ("MODELGATE_MODELS_CACHE_DIR", "/var/cache/modelgate"),
+            ]),
+        )
+        .expect("loads");
+        assert!(config.models.poll_interval.is_zero());
+        assert_eq!(
+            config.models.cache_dir,
+            PathBuf::from("/var/cache/modelgate")
+        );
+        let err = Config::load_from(None, &env(&[("MODELGATE_MODELS_POLL_INTERVAL", "1ms")]))
+            .expect_err("too fast");
+        assert!(
+            err.to_string()
+                .contains("models.poll_interval (from MODELGATE_MODELS_POLL_INTERVAL)"),
+            "{err}"
+        );
+    }
 }

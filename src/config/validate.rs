@@ -12,6 +12,8 @@ const MAX_EVENTS_BATCH: usize = 2000;
 const MAX_EVENTS_PAYLOAD: usize = 16 * 1024 * 1024;
 /// PostgreSQL keeps records in day partitions; a window under an hour is a typo, not a policy.
 const MIN_RETENTION: Duration = Duration::from_secs(3600);
+/// Polls more often than this would spend the machine on listing folders.
+const MIN_MODELS_POLL: Duration = Duration::from_millis(100);
 const MIN_PRUNE_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Shortest `auth.cache_secret`: 32 characters of `openssl rand -hex 32` carry 128 bits.
@@ -225,6 +227,27 @@ impl Config {
                 "events.prune_interval",
                 self.events.prune_interval >= MIN_PRUNE_INTERVAL,
                 "expected a duration of at least 1s, such as 1m",
+            ),
+            (
+                "models.poll_interval",
+                self.models.poll_interval.is_zero()
+                    || self.models.poll_interval >= MIN_MODELS_POLL,
+                "expected 0 (no polling) or a duration of at least 100ms, such as 10s",
+            ),
+            (
+                "models.registry_timeout",
+                !self.models.registry_timeout.is_zero(),
+                "expected a duration above zero, such as 2s",
+            ),
+            (
+                "models.download_timeout",
+                !self.models.download_timeout.is_zero(),
+                "expected a duration above zero, such as 60s",
+            ),
+            (
+                "models.download_max_bytes",
+                self.models.download_max_bytes > 0,
+                "expected a number of bytes of at least 1",
             ),
         ];
         match checks.into_iter().find(|(_, ok, _)| !ok) {
