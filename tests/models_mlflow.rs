@@ -6,7 +6,7 @@
 mod support;
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -305,17 +305,23 @@ fn port(url: &str) -> u16 {
         .expect("port")
 }
 
-/// A registry that refuses every request with 401, as one would without credentials.
-async fn refusing_registry() -> String {
+/// A registry that refuses every request with 401, as one would the wrong credentials; it
+/// keeps each request's head, to show what was sent.
+async fn refusing_registry() -> (String, Arc<Mutex<Vec<String>>>) {
+    let heads = Arc::new(Mutex::new(Vec::new()));
+    let seen = heads.clone();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move {
         while let Ok((mut socket, _)) = listener.accept().await {
+            let seen = seen.clone();
             tokio::spawn(async move {
                 let mut request = [0u8; 4096];
-                let _ = socket.read(&mut request).await;
+                let read = socket.read(&mut request).await.unwrap_or(0);
+                let head = String::from_utf8_lossy(&request[..read]).into_owned();
+                seen.lock().expect("heads").push(head);
                 let body =
                     r#"{"error_code": "UNAUTHENTICATED", "message": "credentials required"}"#;
                 let answer = format!(
@@ -327,7 +333,7 @@ async fn refusing_registry() -> String {
             });
         }
     });
-    format!("http://{addr}")
+    (format!("http://{addr}"), heads)
 }
 
 async fn not_ready_reason(app: &TestApp, key: &str, model: &str) -> String {
@@ -376,7 +382,7 @@ async fn a_missing_alias_and_refused_credentials_are_named_and_a_stage_serves() 
     assert_eq!(health(&app).await["checks"]["mlflow"]["status"], "healthy");
     doctor_names_the_missing_alias(models.path());
 
-    let refusing = refusing_registry().await;
+    let (refusing, heads) = refusing_registry().await;
     let models = registry_models(&refusing, "alias = \"champion\"");
     let cache = tempfile::tempdir().expect("cache");
     let app = spawn(models.path(), cache.path()).await;
@@ -384,4 +390,35 @@ async fn a_missing_alias_and_refused_credentials_are_named_and_a_stage_serves() 
     let reason = not_ready_reason(&app, &key, "21").await;
     assert!(reason.contains("refused the credentials"), "{reason}");
     assert!(reason.contains("MLFLOW_TRACKING_TOKEN"), "{reason}");
+
+    // The token is sent as MLflow's clients send it, and shown nowhere.
+    let token = "mlflow-token-that-must-not-leak";
+    let home = tempfile::tempdir().expect("home");
+    let mut doctor = support::modelgate_command(home.path());
+    doctor
+        .env("MODELGATE_MODELS_DIR", models.path())
+        .env("MODELGATE_MODELS_CACHE_DIR", home.path().join("cache"))
+        .env("MLFLOW_TRACKING_TOKEN", token)
+        .args(["doctor", "--json"]);
+    // Awaited, not blocking: the stub registry answers on this test's runtime.
+    let output = tokio::process::Command::from(doctor)
+        .output()
+        .await
+        .expect("doctor");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+    );
+    assert!(stdout.contains("refused the credentials"), "{stdout}");
+    assert!(
+        !stdout.contains(token) && !stderr.contains(token),
+        "{stdout}\n{stderr}"
+    );
+    let bearer = format!("authorization: bearer {token}");
+    let sent = heads.lock().expect("heads").clone();
+    assert!(
+        sent.iter()
+            .any(|head| head.to_ascii_lowercase().contains(&bearer)),
+        "{sent:?}"
+    );
 }
