@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use super::net::{self, Connected};
-use super::tls::{self, Asked, Roots};
+use super::net;
+use super::tls::{self, Asked};
 use super::{Check, DependencyReport};
 use crate::auth::RemoteAuth;
 use crate::config::AuthConfig;
@@ -36,29 +36,16 @@ pub(crate) async fn check(config: &AuthConfig, timeout: Duration) -> DependencyR
         }
     };
     let https = parsed.scheme().eq_ignore_ascii_case("https");
-    let mut steps = vec!["dns", "tcp"];
-    if https {
-        steps.push("tls");
-    }
-    steps.push("roundtrip");
+    let steps = net::http_steps(&parsed, &["roundtrip"]);
     let mut check = Check::new("auth_service", true, url, steps, timeout);
     let host = parsed.host_str().unwrap_or_default().to_string();
-    let port = parsed.port_or_known_default().unwrap_or(80);
-    let Some(Connected { stream, addr }) = net::dns_and_tcp(&mut check, &host, port).await else {
+    let asked = Asked {
+        by: "URL scheme says https://",
+        ca_hint: "the auth service needs a certificate from a public CA",
+    };
+    let Some(addr) = net::reach_http(&mut check, &parsed, &asked).await else {
         return check.finish();
     };
-    if https {
-        // reqwest trusts the built-in Mozilla roots; check against the same.
-        let asked = Asked {
-            by: "URL scheme says https://",
-            ca_hint: "the auth service needs a certificate from a public CA",
-        };
-        let silence = "connected, but the TLS handshake got no answer";
-        let handshake = tls::handshake(stream, &host, &Roots::WebPki, &asked);
-        if check.run("tls", silence, handshake).await.is_none() {
-            return check.finish();
-        }
-    }
     let remote = RemoteAuth::new(
         url,
         &config.service_id,

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::net::{self, Connected};
-use super::tls::{self, Asked, Roots};
+use super::net;
+use super::tls::Asked;
 use super::{Check, DependencyReport};
 use crate::config::Config;
 use crate::models::configured_sources;
@@ -63,28 +63,14 @@ async fn server(
             return check.finish();
         }
     };
-    let https = parsed.scheme().eq_ignore_ascii_case("https");
-    let mut steps = vec!["dns", "tcp"];
-    if https {
-        steps.push("tls");
-    }
-    steps.extend(["roundtrip", "resolve"]);
+    let steps = net::http_steps(&parsed, &["roundtrip", "resolve"]);
     let mut check = Check::new("mlflow", false, url, steps, timeout);
-    let host = parsed.host_str().unwrap_or_default().to_string();
-    let port = parsed.port_or_known_default().unwrap_or(80);
-    let Some(Connected { stream, .. }) = net::dns_and_tcp(&mut check, &host, port).await else {
-        return check.finish();
+    let asked = Asked {
+        by: "the tracking URI says https://",
+        ca_hint: "the registry needs a certificate from a public CA",
     };
-    if https {
-        let asked = Asked {
-            by: "the tracking URI says https://",
-            ca_hint: "the registry needs a certificate from a public CA",
-        };
-        let silence = "connected, but the TLS handshake got no answer";
-        let handshake = tls::handshake(stream, &host, &Roots::WebPki, &asked);
-        if check.run("tls", silence, handshake).await.is_none() {
-            return check.finish();
-        }
+    if net::reach_http(&mut check, &parsed, &asked).await.is_none() {
+        return check.finish();
     }
     let dependency = Arc::new(Dependency::new("mlflow", timeout, BreakerConfig::default()));
     let client = match MlflowClient::new(url, Credentials::from_env(), dependency) {

@@ -5,12 +5,46 @@ use std::net::{IpAddr, SocketAddr};
 
 use tokio::net::TcpStream;
 
+use super::tls::{self, Asked, Roots};
 use super::{detached, Check};
 
 /// What the `dns` and `tcp` steps found.
 pub(crate) struct Connected {
     pub stream: TcpStream,
     pub addr: SocketAddr,
+}
+
+fn is_https(url: &url::Url) -> bool {
+    url.scheme().eq_ignore_ascii_case("https")
+}
+
+/// The steps an HTTP service at `url` is reached by (`tls` only for https://), then `after`.
+pub(crate) fn http_steps(url: &url::Url, after: &[&'static str]) -> Vec<&'static str> {
+    let mut steps = vec!["dns", "tcp"];
+    if is_https(url) {
+        steps.push("tls");
+    }
+    steps.extend_from_slice(after);
+    steps
+}
+
+/// Runs the `dns`, `tcp` and, for https://, `tls` steps (against the built-in Mozilla roots,
+/// which reqwest trusts too) of an HTTP service at `url`; where it was reached, or `None` when
+/// a step failed.
+pub(crate) async fn reach_http(
+    check: &mut Check,
+    url: &url::Url,
+    asked: &Asked<'_>,
+) -> Option<SocketAddr> {
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port_or_known_default().unwrap_or(80);
+    let Connected { stream, addr } = dns_and_tcp(check, host, port).await?;
+    if is_https(url) {
+        let silence = "connected, but the TLS handshake got no answer";
+        let handshake = tls::handshake(stream, host, &Roots::WebPki, asked);
+        check.run("tls", silence, handshake).await?;
+    }
+    Some(addr)
 }
 
 /// Cause of a connect that got no answer at all.
