@@ -7,6 +7,8 @@ mod folder;
 mod load;
 pub mod manifest;
 pub mod mlflow;
+mod onnx_attrs;
+pub mod onnx_ml;
 mod postprocess;
 mod registry;
 pub mod registry_sync;

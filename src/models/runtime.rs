@@ -1,14 +1,17 @@
-//! Running a graph: our tree-ensemble evaluator when the graph is one, tract otherwise.
+//! Running a graph: our tree-ensemble evaluator when the graph is one, our ONNX-ML executor
+//! when it implements every operator the scores need, tract otherwise.
 
 use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 use tract_onnx::tract_core::internal::DimLike;
 
+use super::onnx_ml::{self, NotRunnable};
 use super::tree_ensemble::TreeEnsemble;
 
 pub enum Runtime {
     Trees(Box<TreeEnsemble>),
+    Graph(Box<onnx_ml::Graph>),
     Tract {
         plan: Arc<TypedRunnableModel>,
         outputs_per_row: usize,
@@ -50,8 +53,14 @@ impl Runtime {
             }
             return Ok(Runtime::Trees(Box::new(trees)));
         }
-        Self::tract_from_proto(&onnx, &proto, scores_output, features)
-            .map_err(|e| format!("tract cannot load the graph: {e}"))
+        match onnx_ml::Graph::load(&proto, scores_output, features) {
+            Ok(graph) => Ok(Runtime::Graph(Box::new(graph))),
+            Err(NotRunnable::Invalid(message)) => Err(message),
+            Err(NotRunnable::Unsupported(ops)) => {
+                Self::tract_from_proto(&onnx, &proto, scores_output, features)
+                    .map_err(|e| unsupported_everywhere(&onnx, &ops, &e))
+            }
+        }
     }
 
     /// Loads `graph` in tract even when the native evaluator could run it (for comparisons).
@@ -98,6 +107,7 @@ impl Runtime {
     pub fn engine(&self) -> &'static str {
         match self {
             Runtime::Trees(_) => "native-tree-ensemble",
+            Runtime::Graph(_) => "native-onnx-ml",
             Runtime::Tract { .. } => "tract",
         }
     }
@@ -105,6 +115,7 @@ impl Runtime {
     pub fn outputs_per_row(&self) -> usize {
         match self {
             Runtime::Trees(trees) => trees.n_outputs(),
+            Runtime::Graph(graph) => graph.outputs_per_row(),
             Runtime::Tract {
                 outputs_per_row, ..
             } => *outputs_per_row,
@@ -115,6 +126,7 @@ impl Runtime {
     pub fn run(&self, rows: &[f32], features: usize) -> Result<Vec<f32>, InferenceError> {
         match self {
             Runtime::Trees(trees) => Ok(trees.predict(rows)),
+            Runtime::Graph(graph) => graph.run(rows, features).map_err(InferenceError::new),
             Runtime::Tract { plan, .. } => {
                 let n = rows.len() / features.max(1);
                 let input = Tensor::from_shape(&[n, features], rows)
@@ -130,5 +142,33 @@ impl Runtime {
                 Ok(scores.iter().copied().collect())
             }
         }
+    }
+}
+
+/// Why neither runtime loads a graph: the operators that no runtime implements when there
+/// are some (what the user must change), else tract's own error.
+fn unsupported_everywhere(
+    onnx: &tract_onnx::Onnx,
+    native_missing: &[String],
+    tract: &str,
+) -> String {
+    let nowhere: Vec<&str> = native_missing
+        .iter()
+        .map(String::as_str)
+        // tract registers operators by bare name, whatever their domain.
+        .filter(|op| {
+            let name = op.rsplit_once(':').map_or(*op, |(_, name)| name);
+            !onnx.op_register.0.contains_key(name)
+        })
+        .collect();
+    if nowhere.is_empty() {
+        format!("tract cannot load the graph: {tract}")
+    } else {
+        format!(
+            "unsupported operator{} {}: neither modelgate's ONNX-ML executor nor tract implements {}",
+            if nowhere.len() == 1 { "" } else { "s" },
+            nowhere.join(", "),
+            if nowhere.len() == 1 { "it" } else { "them" },
+        )
     }
 }

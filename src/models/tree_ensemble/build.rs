@@ -3,13 +3,13 @@
 
 use std::collections::HashMap;
 
-use super::attrs::{check_len, Attrs};
 use super::graph::{Kind, Recognised};
 use super::node::{Mode, Node, WalkKind, FEATURE_MASK, TABLE_SHIFT};
 use super::transform::{Aggregate, PostTransform};
 use super::{
     attr_err, ClassLabels, Finish, Leaves, TreeEnsemble, TreeEnsembleError, Weight, LANES,
 };
+use crate::models::onnx_attrs::{check_len, Attrs};
 
 /// A node as listed in the attributes, before flattening.
 struct RawNode {
@@ -137,8 +137,11 @@ fn layout(raw: &[RawNode], n_features: usize) -> Result<Layout, TreeEnsembleErro
     })
 }
 
-/// Depth-first numbering of one tree; returns its depth. Reaching a node twice means the
-/// child links form a cycle or a shared subtree, which the evaluator cannot represent.
+/// Depth-first numbering of one tree; returns its depth (the longest path from the root).
+///
+/// A node may be reached from several parents: converters share subtrees, e.g. onnxmltools
+/// turns a LightGBM categorical split into a chain of BRANCH_EQ nodes whose true sides all
+/// lead to one subtree. Such a node is laid out once. A cycle is refused.
 fn visit_tree(
     raw: &[RawNode],
     by_id: &NodeIndex,
@@ -162,30 +165,67 @@ fn visit_tree(
         .get(&(tree, 0))
         .copied()
         .ok_or_else(|| attr_err("nodes_nodeids", format!("tree {tree} has no root node 0")))?;
-    let mut depth = 0;
-    let mut stack = vec![(root, 0u32)];
-    while let Some((i, d)) = stack.pop() {
-        let node = &raw[i];
+    let first = order.len();
+    let mut children: HashMap<usize, [usize; 2]> = HashMap::new();
+    let mut parents: HashMap<usize, u32> = HashMap::new();
+    let mut stack = vec![root];
+    while let Some(i) = stack.pop() {
         if flat[i].is_some() {
-            return Err(attr_err(
-                "nodes_truenodeids",
-                format!(
-                    "node {} of tree {tree} is reached twice (cycle or shared subtree; see also nodes_falsenodeids)",
-                    node.id
-                ),
-            ));
+            continue;
         }
         flat[i] = Some(order.len() as u32);
         order.push(i);
-        depth = depth.max(d);
+        let node = &raw[i];
         if node.mode != Mode::Leaf {
             check_branch(node, tree, n_features)?;
+            let on_false = child(node.on_false, node, "nodes_falsenodeids")?;
+            let on_true = child(node.on_true, node, "nodes_truenodeids")?;
+            children.insert(i, [on_true, on_false]);
+            *parents.entry(on_true).or_default() += 1;
+            *parents.entry(on_false).or_default() += 1;
             // True child popped first, so it sits next to its parent in memory.
-            stack.push((child(node.on_false, node, "nodes_falsenodeids")?, d + 1));
-            stack.push((child(node.on_true, node, "nodes_truenodeids")?, d + 1));
+            stack.push(on_false);
+            stack.push(on_true);
         }
     }
-    Ok(depth)
+    longest_path(&order[first..], root, &children, parents).ok_or_else(|| {
+        attr_err(
+            "nodes_truenodeids",
+            format!("tree {tree} has a cycle (see also nodes_falsenodeids)"),
+        )
+    })
+}
+
+/// The longest root-to-leaf path of a tree whose nodes may share children, by visiting
+/// each node after all its parents; None if some node is never freed: a cycle.
+fn longest_path(
+    nodes: &[usize],
+    root: usize,
+    children: &HashMap<usize, [usize; 2]>,
+    mut parents: HashMap<usize, u32>,
+) -> Option<u32> {
+    if parents.contains_key(&root) {
+        return None;
+    }
+    let mut depth: HashMap<usize, u32> = HashMap::from([(root, 0)]);
+    let mut ready = vec![root];
+    let mut visited = 0;
+    let mut deepest = 0;
+    while let Some(i) = ready.pop() {
+        visited += 1;
+        let d = depth[&i];
+        deepest = deepest.max(d);
+        for &c in children.get(&i).into_iter().flatten() {
+            let at = depth.entry(c).or_insert(0);
+            *at = (*at).max(d + 1);
+            let waiting = parents.get_mut(&c)?;
+            *waiting -= 1;
+            if *waiting == 0 {
+                ready.push(c);
+            }
+        }
+    }
+    (visited == nodes.len()).then_some(deepest)
 }
 
 fn check_branch(node: &RawNode, tree: i64, n_features: usize) -> Result<(), TreeEnsembleError> {
@@ -455,12 +495,6 @@ fn parse_aggregate(a: &Attrs<'_>, kind: Kind) -> Result<Aggregate, TreeEnsembleE
     }
 }
 
-fn parse_post_transform(a: &Attrs<'_>) -> Result<PostTransform, TreeEnsembleError> {
-    let name = a.string("post_transform")?.unwrap_or("NONE");
-    PostTransform::parse(name)
-        .ok_or_else(|| attr_err("post_transform", format!("unknown post transform `{name}`")))
-}
-
 fn regressor_targets(a: &Attrs<'_>) -> Result<usize, TreeEnsembleError> {
     match a.int("n_targets")? {
         Some(n) => usize::try_from(n)
@@ -531,7 +565,7 @@ pub(super) fn build(shape: Recognised<'_>) -> Result<Option<TreeEnsemble>, TreeE
     };
     let weights = parse_weights(&a, names, n_outputs)?;
     let aggregate = parse_aggregate(&a, shape.kind)?;
-    let post_transform = parse_post_transform(&a)?;
+    let post_transform = PostTransform::from_attrs(&a)?;
     let base_values = a.reals("base_values", "base_values_as_tensor")?;
     let finish = choose_finish(
         shape.kind,

@@ -3,7 +3,7 @@
 
 use tract_onnx::pb;
 
-use super::DATA_TYPE_FLOAT;
+use crate::models::onnx_attrs::DATA_TYPE_FLOAT;
 
 pub(super) const ML_DOMAIN: &str = "ai.onnx.ml";
 pub(super) const CLASSIFIER_OP: &str = "TreeEnsembleClassifier";
@@ -64,6 +64,28 @@ pub(super) fn recognise(graph: &pb::GraphProto) -> Option<Recognised<'_>> {
         declared_features: declared_width(input),
         scores_output,
         label_output,
+    })
+}
+
+/// One tree-ensemble node taken out of a larger graph: its input and outputs are the
+/// node's own, and its width is whatever its splits read.
+pub(super) fn standalone(node: &pb::NodeProto) -> Option<Recognised<'_>> {
+    let kind = match (node.domain.as_str(), node.op_type.as_str()) {
+        (ML_DOMAIN, CLASSIFIER_OP) => Kind::Classifier,
+        (ML_DOMAIN, REGRESSOR_OP) => Kind::Regressor,
+        _ => return None,
+    };
+    let scores_index = usize::from(kind == Kind::Classifier);
+    Some(Recognised {
+        node,
+        kind,
+        input_name: node.input.first()?,
+        declared_features: None,
+        scores_output: node.output.get(scores_index)?.clone(),
+        label_output: match kind {
+            Kind::Classifier => node.output.first().cloned(),
+            Kind::Regressor => None,
+        },
     })
 }
 

@@ -21,16 +21,17 @@
 //! - a two-class model with weights for both classes is scored like a multi-class one
 //!   (onnxruntime's output there depends on which classes the reached leaves happen to name).
 
-mod attrs;
 mod build;
 mod graph;
 mod node;
 #[cfg(test)]
 mod tests;
-mod transform;
+pub(crate) mod transform;
 
 use prost::Message;
 use tract_onnx::pb;
+
+use super::onnx_attrs::{self, AttrError};
 
 use node::{
     GtRule, GteRule, LeqRule, LtRule, MixedRule, NanTracked, Node, Rule, WalkKind, FEATURE_MASK,
@@ -44,28 +45,17 @@ const LANES: usize = 8;
 /// Scores of up to this many outputs live on the stack in `predict_row`.
 const INLINE_OUTPUTS: usize = 16;
 
-// onnx TensorProto.DataType / DataLocation codes.
-const DATA_TYPE_FLOAT: i32 = 1;
-const DATA_TYPE_DOUBLE: i32 = 11;
-const DATA_LOCATION_EXTERNAL: i32 = 1;
-
 /// Why a tree-ensemble graph could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum TreeEnsembleError {
     #[error("invalid ONNX protobuf: {0}")]
     Decode(#[from] prost::DecodeError),
-    #[error("tree ensemble attribute `{attribute}`: {reason}")]
-    Attribute {
-        attribute: &'static str,
-        reason: String,
-    },
+    #[error("tree ensemble {0}")]
+    Attribute(#[from] AttrError),
 }
 
 fn attr_err(attribute: &'static str, reason: impl Into<String>) -> TreeEnsembleError {
-    TreeEnsembleError::Attribute {
-        attribute,
-        reason: reason.into(),
-    }
+    onnx_attrs::attr_err(attribute, reason).into()
 }
 
 /// Class labels of a classifier, in output order.
@@ -182,6 +172,14 @@ impl TreeEnsemble {
             return Ok(None);
         };
         build::build(shape)
+    }
+
+    /// Loads one TreeEnsembleClassifier / TreeEnsembleRegressor node of a larger graph. Its
+    /// rows must hold at least `n_features()` values: one past the highest feature it tests.
+    pub fn from_node(node: &pb::NodeProto) -> Result<TreeEnsemble, TreeEnsembleError> {
+        let shape = graph::standalone(node)
+            .ok_or_else(|| attr_err("op_type", "not a tree-ensemble node with an input"))?;
+        build::build(shape)?.ok_or_else(|| attr_err("nodes_featureids", "no split reads a feature"))
     }
 
     pub fn input_name(&self) -> &str {

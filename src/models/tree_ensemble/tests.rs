@@ -5,7 +5,8 @@ use tract_onnx::pb::attribute_proto::AttributeType;
 use super::graph::{CLASSIFIER_OP, ML_DOMAIN, REGRESSOR_OP};
 use super::node::WalkKind;
 use super::transform::probit;
-use super::{ClassLabels, TreeEnsemble, TreeEnsembleError, DATA_TYPE_DOUBLE, DATA_TYPE_FLOAT};
+use super::{ClassLabels, TreeEnsemble, TreeEnsembleError};
+use crate::models::onnx_attrs::{DATA_TYPE_DOUBLE, DATA_TYPE_FLOAT};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/model21");
 const FOREST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/models/21/model.onnx");
@@ -713,7 +714,39 @@ fn cycles_are_rejected() {
     nodes[1].on_true = 0;
     nodes[1].on_false = 2;
     let err = load_err(&regressor(node_attrs(&nodes), 1));
-    assert!(err.contains("reached twice"), "{err}");
+    assert!(err.contains("has a cycle"), "{err}");
+}
+
+/// onnxmltools writes a LightGBM categorical split as a chain of BRANCH_EQ nodes whose true
+/// sides share one subtree; the shared node is laid out once and reached from both.
+#[test]
+fn shared_subtrees_are_walked_from_every_parent() {
+    // 0: x0 == 1 → 3, else 1; 1: x0 == 2 → 3, else 2 (leaf 5.0); 3: x1 <= 0.5 → 4 (1.0), else 6 (2.0)
+    let mut nodes = vec![
+        branch(0, 0, 0, 1.0, "BRANCH_EQ"),
+        branch(0, 1, 0, 2.0, "BRANCH_EQ"),
+        leaf(0, 2),
+        branch(0, 3, 1, 0.5, "BRANCH_LEQ"),
+        leaf(0, 4),
+        leaf(0, 6),
+    ];
+    nodes[0].on_true = 3;
+    nodes[0].on_false = 1;
+    nodes[1].on_true = 3;
+    nodes[1].on_false = 2;
+    nodes[3].on_true = 4;
+    nodes[3].on_false = 6;
+    let mut attrs = node_attrs(&nodes);
+    attrs.extend(weight_attrs(
+        "target",
+        &[(0, 2, 0, 5.0), (0, 4, 0, 1.0), (0, 6, 0, 2.0)],
+    ));
+    let te = TreeEnsemble::from_model(&regressor(attrs, 2))
+        .unwrap()
+        .unwrap();
+    assert_eq!(eval(&te, &[1.0, 0.0]), [1.0]);
+    assert_eq!(eval(&te, &[2.0, 1.0]), [2.0]);
+    assert_eq!(eval(&te, &[3.0, 0.0]), [5.0]);
 }
 
 #[test]

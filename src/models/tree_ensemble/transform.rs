@@ -1,6 +1,8 @@
 //! How leaf weights combine across trees (`Aggregate`) and the ONNX post-transform applied
 //! to the final scores (`PostTransform`).
 
+use crate::models::onnx_attrs::{attr_err, AttrError, Attrs};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Aggregate {
     Sum,
@@ -10,7 +12,7 @@ pub(super) enum Aggregate {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum PostTransform {
+pub(crate) enum PostTransform {
     None,
     Logistic,
     Softmax,
@@ -49,7 +51,14 @@ impl Aggregate {
 }
 
 impl PostTransform {
-    pub(super) fn parse(s: &str) -> Option<PostTransform> {
+    /// The node's `post_transform` attribute (NONE when absent).
+    pub(crate) fn from_attrs(a: &Attrs<'_>) -> Result<PostTransform, AttrError> {
+        let name = a.string("post_transform")?.unwrap_or("NONE");
+        PostTransform::parse(name)
+            .ok_or_else(|| attr_err("post_transform", format!("unknown post transform `{name}`")))
+    }
+
+    fn parse(s: &str) -> Option<PostTransform> {
         Some(match s {
             "NONE" => PostTransform::None,
             "LOGISTIC" => PostTransform::Logistic,
@@ -60,7 +69,7 @@ impl PostTransform {
         })
     }
 
-    pub(super) fn apply(self, scores: &mut [f64]) {
+    pub(crate) fn apply(self, scores: &mut [f64]) {
         match self {
             PostTransform::None => {}
             PostTransform::Logistic => scores.iter_mut().for_each(|s| *s = logistic(*s)),

@@ -1,0 +1,111 @@
+//! Every graph of the ONNX corpus (tools/onnx-corpus: scikit-learn pipelines, XGBoost,
+//! LightGBM, hand-built ONNX-ML graphs) loads, runs natively, and gives onnxruntime's
+//! scores for every fixture row, one row at a time and as one batch.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use modelgate::models::runtime::Runtime;
+use serde::Deserialize;
+
+/// Absolute, or relative to the value's magnitude above 1 (regressors reach the hundreds,
+/// where one f32 step is already 1e-5).
+const TOLERANCE: f64 = 1e-5;
+
+#[derive(Deserialize)]
+struct Reference {
+    input_name: String,
+    rows: Vec<Vec<Option<f32>>>,
+    nan_rows: Vec<usize>,
+    models: BTreeMap<String, Entry>,
+}
+
+#[derive(Deserialize)]
+struct Entry {
+    file: String,
+    score_output: String,
+    nan_rows_scored: bool,
+    outputs: Vec<Option<Vec<f64>>>,
+}
+
+fn corpus() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/onnx-corpus")
+}
+
+fn reference() -> Reference {
+    let text = std::fs::read_to_string(corpus().join("reference.json")).expect("reference.json");
+    serde_json::from_str(&text).expect("reference.json parses")
+}
+
+fn row(values: &[Option<f32>]) -> Vec<f32> {
+    values.iter().map(|v| v.unwrap_or(f32::NAN)).collect()
+}
+
+fn close(got: f32, want: f64) -> bool {
+    (f64::from(got) - want).abs() <= TOLERANCE * want.abs().max(1.0)
+}
+
+/// Mismatches between `scores` (rows × k, flattened) and the reference for `rows`.
+fn mismatches(name: &str, entry: &Entry, rows: &[usize], scores: &[f32]) -> Vec<String> {
+    let k = scores.len() / rows.len().max(1);
+    let mut found = Vec::new();
+    for (i, &r) in rows.iter().enumerate() {
+        let want = entry.outputs[r].as_ref().expect("scored row");
+        let got = &scores[i * k..(i + 1) * k];
+        if got.len() != want.len() || !got.iter().zip(want).all(|(&g, &w)| close(g, w)) {
+            found.push(format!("{name} row {r}: got {got:?}, onnxruntime {want:?}"));
+        }
+    }
+    found
+}
+
+#[test]
+fn every_corpus_model_matches_onnxruntime_natively() {
+    let reference = reference();
+    assert_eq!(reference.input_name, "input");
+    assert!(reference.models.len() >= 55, "the corpus lost models");
+    let features = reference.rows[0].len();
+    let mut failures = Vec::new();
+    for (name, entry) in &reference.models {
+        let graph = std::fs::read(corpus().join(&entry.file)).expect("graph file");
+        let runtime = match Runtime::load(&graph, &entry.score_output, features) {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                failures.push(format!("{name} does not load: {e}"));
+                continue;
+            }
+        };
+        if runtime.engine() == "tract" {
+            failures.push(format!("{name} runs on tract, not natively"));
+        }
+        let scored: Vec<usize> = (0..reference.rows.len())
+            .filter(|r| entry.nan_rows_scored || !reference.nan_rows.contains(r))
+            .collect();
+        assert!(scored.iter().all(|&r| entry.outputs[r].is_some()), "{name}");
+        let batch: Vec<f32> = scored
+            .iter()
+            .flat_map(|&r| row(&reference.rows[r]))
+            .collect();
+        match runtime.run(&batch, features) {
+            Ok(scores) => failures.extend(mismatches(name, entry, &scored, &scores)),
+            Err(e) => failures.push(format!("{name} batch failed: {e}")),
+        }
+        for &r in scored.iter().take(20) {
+            match runtime.run(&row(&reference.rows[r]), features) {
+                Ok(scores) => failures.extend(mismatches(name, entry, &[r], &scores)),
+                Err(e) => failures.push(format!("{name} row {r} failed: {e}")),
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures
+            .iter()
+            .take(40)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+}
