@@ -53,12 +53,18 @@ impl Runtime {
             }
             return Ok(Runtime::Trees(Box::new(trees)));
         }
-        match onnx_ml::Graph::load(&proto, scores_output, features) {
-            Ok(graph) => Ok(Runtime::Graph(Box::new(graph))),
-            Err(NotRunnable::Invalid(message)) => Err(message),
-            Err(NotRunnable::Unsupported(ops)) => {
-                Self::tract_from_proto(&onnx, &proto, scores_output, features)
-                    .map_err(|e| unsupported_everywhere(&onnx, &ops, &e))
+        let native = match onnx_ml::Graph::load(&proto, scores_output, features) {
+            Ok(graph) if graph.uses_onnx_ml() => return Ok(Runtime::Graph(Box::new(graph))),
+            other => other,
+        };
+        // Standard operators only, or operators the executor lacks: tract first.
+        let tract = Self::tract_from_proto(&onnx, &proto, scores_output, features);
+        match (native, tract) {
+            (_, Ok(tract)) => Ok(tract),
+            (Ok(graph), Err(_)) => Ok(Runtime::Graph(Box::new(graph))),
+            (Err(NotRunnable::Invalid(message)), Err(_)) => Err(message),
+            (Err(NotRunnable::Unsupported(ops)), Err(e)) => {
+                Err(unsupported_everywhere(&onnx, &ops, &e))
             }
         }
     }

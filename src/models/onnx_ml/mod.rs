@@ -15,6 +15,8 @@
 mod kernels;
 mod plan;
 mod tensor;
+#[cfg(test)]
+mod tests;
 
 use std::borrow::Cow;
 
@@ -74,6 +76,13 @@ impl Graph {
     /// The operators it runs, as `domain:op_type`.
     pub fn operators(&self) -> &[String] {
         &self.plan.operators
+    }
+
+    /// Whether it runs any ONNX-ML operator. A graph of standard operators only (a neural
+    /// network) is better served by tract's vectorised kernels.
+    pub fn uses_onnx_ml(&self) -> bool {
+        let ml = format!("{}:", kernels::ML_DOMAIN);
+        self.plan.operators.iter().any(|op| op.starts_with(&ml))
     }
 
     /// Scores for `rows.len() / features` rows, flattened row by row.

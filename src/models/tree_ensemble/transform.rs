@@ -80,7 +80,7 @@ impl PostTransform {
     }
 }
 
-fn logistic(x: f64) -> f64 {
+pub(crate) fn logistic(x: f64) -> f64 {
     // Evaluated on |x| so exp never overflows for large negative scores.
     let v = 1.0 / (1.0 + (-x.abs()).exp());
     if x < 0.0 {

@@ -202,7 +202,7 @@ impl Kernel for Reshape {
         }
         if let Some(i) = infer {
             let known: usize = shape.iter().product();
-            if known == 0 || total % known != 0 {
+            if known == 0 || !total.is_multiple_of(known) {
                 return Err(format!("cannot reshape {:?} to {:?}", t.shape, self.shape));
             }
             shape[i] = total / known;

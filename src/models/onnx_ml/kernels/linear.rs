@@ -23,7 +23,7 @@ impl Weights {
             .iter()
             .map(|&v| f64::from(v))
             .collect();
-        if k == 0 || coefficients.is_empty() || coefficients.len() % k != 0 {
+        if k == 0 || coefficients.is_empty() || !coefficients.len().is_multiple_of(k) {
             return Err(attr_err(
                 "coefficients",
                 format!(

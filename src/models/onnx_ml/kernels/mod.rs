@@ -2,6 +2,7 @@
 //! an ONNX `(domain, op_type)` to the function building its kernel from a node.
 
 mod arith;
+mod dense;
 mod encode;
 mod layout;
 mod linear;
@@ -62,6 +63,12 @@ const OPERATORS: &[(&str, &str, Build)] = &[
     ("", "Gather", layout::gather),
     ("", "Reshape", layout::reshape),
     ("", "Flatten", layout::flatten),
+    ("", "MatMul", dense::matmul),
+    ("", "Gemm", dense::gemm),
+    ("", "Relu", dense::relu),
+    ("", "Sigmoid", dense::sigmoid),
+    ("", "Tanh", dense::tanh),
+    ("", "Softmax", dense::softmax),
     (
         ML_DOMAIN,
         "ArrayFeatureExtractor",
