@@ -6,6 +6,7 @@ use tract_onnx::pb::attribute_proto::AttributeType;
 
 // onnx TensorProto.DataType / DataLocation codes.
 pub(crate) const DATA_TYPE_FLOAT: i32 = 1;
+const DATA_TYPE_UINT8: i32 = 2;
 pub(crate) const DATA_TYPE_INT32: i32 = 6;
 pub(crate) const DATA_TYPE_INT64: i32 = 7;
 pub(crate) const DATA_TYPE_BOOL: i32 = 9;
@@ -150,6 +151,10 @@ pub(crate) fn numeric_values(
         }
         DATA_TYPE_INT32 => decode_raw::<4>(name, &t.raw_data, |b| f64::from(i32::from_le_bytes(b))),
         DATA_TYPE_BOOL => decode_raw::<1>(name, &t.raw_data, |b| f64::from(b[0] != 0)),
+        DATA_TYPE_UINT8 if t.raw_data.is_empty() => {
+            Ok(t.int32_data.iter().map(|&v| f64::from(v)).collect())
+        }
+        DATA_TYPE_UINT8 => decode_raw::<1>(name, &t.raw_data, |b| f64::from(b[0])),
         other => Err(attr_err(
             name,
             format!("expected a numeric tensor, found data type {other}"),

@@ -489,3 +489,55 @@ fn a_string_label_read_downstream_is_refused() {
         other => panic!("{other:?}"),
     }
 }
+
+fn tensor_attr(name: &str, t: pb::TensorProto) -> pb::AttributeProto {
+    pb::AttributeProto {
+        t: Some(t),
+        ..attr(name, AttributeType::Tensor)
+    }
+}
+
+#[test]
+fn an_opset_5_tree_ensemble_tests_set_membership() {
+    const UINT8: i32 = 2;
+    // Tree 0: x0 ∈ {1, 3} → 10, else x1 <= 0.5 → 1 or 2. Tree 1: one leaf, 100.
+    let modes = pb::TensorProto {
+        dims: vec![3],
+        data_type: UINT8,
+        raw_data: vec![6, 0, 0],
+        ..Default::default()
+    };
+    let v5 = ml(
+        "TreeEnsemble",
+        &["input"],
+        &["scores"],
+        vec![
+            ints("nodes_featureids", &[0, 1, 0]),
+            tensor_attr("nodes_splits", tensor_f32("", &[3], &[0.0, 0.5, 0.0])),
+            tensor_attr("nodes_modes", modes),
+            ints("nodes_truenodeids", &[0, 1, 3]),
+            ints("nodes_trueleafs", &[1, 1, 1]),
+            ints("nodes_falsenodeids", &[1, 2, 3]),
+            ints("nodes_falseleafs", &[0, 1, 1]),
+            tensor_attr(
+                "membership_values",
+                tensor_f32("", &[3], &[1.0, 3.0, f32::NAN]),
+            ),
+            ints("leaf_targetids", &[0, 0, 0, 0]),
+            tensor_attr(
+                "leaf_weights",
+                tensor_f32("", &[4], &[10.0, 1.0, 2.0, 100.0]),
+            ),
+            ints("tree_roots", &[0, 2]),
+            int("n_targets", 1),
+            int("aggregate_function", 1),
+        ],
+    );
+    let graph = load(&model(vec![v5], vec![], 2), "scores", 2);
+    assert_eq!(graph.operators(), ["ai.onnx.ml:TreeEnsemble"]);
+    let rows = [1.0, 0.0, 3.0, 9.0, 2.0, 0.0, 2.0, 1.0, f32::NAN, 0.0];
+    assert_eq!(
+        graph.run(&rows, 2).expect("runs"),
+        [110.0, 110.0, 101.0, 102.0, 101.0]
+    );
+}

@@ -27,6 +27,7 @@ mod node;
 #[cfg(test)]
 mod tests;
 pub(crate) mod transform;
+mod v5;
 
 use prost::Message;
 use tract_onnx::pb;
@@ -174,9 +175,17 @@ impl TreeEnsemble {
         build::build(shape)
     }
 
-    /// Loads one TreeEnsembleClassifier / TreeEnsembleRegressor node of a larger graph. Its
+    /// Loads one TreeEnsembleClassifier / TreeEnsembleRegressor / opset-5 TreeEnsemble node
+    /// of a larger graph. Its
     /// rows must hold at least `n_features()` values: one past the highest feature it tests.
     pub fn from_node(node: &pb::NodeProto) -> Result<TreeEnsemble, TreeEnsembleError> {
+        let converted;
+        let node = if node.op_type == v5::OP {
+            converted = v5::to_regressor(node)?;
+            &converted
+        } else {
+            node
+        };
         let shape = graph::standalone(node)
             .ok_or_else(|| attr_err("op_type", "not a tree-ensemble node with an input"))?;
         build::build(shape)?.ok_or_else(|| attr_err("nodes_featureids", "no split reads a feature"))

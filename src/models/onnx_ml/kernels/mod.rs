@@ -85,6 +85,7 @@ const OPERATORS: &[(&str, &str, Build)] = &[
     (ML_DOMAIN, "LinearRegressor", linear::regressor),
     (ML_DOMAIN, "TreeEnsembleClassifier", trees::ensemble),
     (ML_DOMAIN, "TreeEnsembleRegressor", trees::ensemble),
+    (ML_DOMAIN, "TreeEnsemble", trees::ensemble),
 ];
 
 /// The node's operator as `domain:op_type`, with the default domain spelled out.
