@@ -416,6 +416,99 @@ fn models_list_shows_model_21() {
     assert_eq!(models[0]["inputs"], 10);
 }
 
+/// A models folder serving each `(id, graph bytes)` under Model 21's manifest.
+fn models_with_graphs(graphs: &[(&str, Vec<u8>)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("dir");
+    let manifest =
+        std::fs::read_to_string(support::repo_path("models/21/model.toml")).expect("manifest");
+    for (id, graph) in graphs {
+        let folder = dir.path().join(id);
+        std::fs::create_dir_all(&folder).expect("folder");
+        std::fs::write(folder.join("model.onnx"), graph).expect("graph");
+        std::fs::write(folder.join("model.toml"), &manifest).expect("manifest");
+    }
+    dir
+}
+
+fn corpus_graph(name: &str) -> Vec<u8> {
+    std::fs::read(support::repo_path(&format!(
+        "tests/fixtures/onnx-corpus/{name}.onnx"
+    )))
+    .expect("corpus graph")
+}
+
+#[test]
+fn models_list_names_the_engine_of_each_pipeline() {
+    let dir = tempfile::tempdir().expect("dir");
+    let models = models_with_graphs(&[
+        ("lightgbm", corpus_graph("lightgbm_classifier")),
+        (
+            "scaled",
+            corpus_graph("standard_scaler__random_forest_classifier"),
+        ),
+        ("forest", corpus_graph("random_forest_classifier")),
+    ]);
+    let models_dir = models.path().to_str().expect("path");
+    let output = run(
+        dir.path(),
+        &[("MODELGATE_MODELS_DIR", models_dir)],
+        &["models", "list", "--json"],
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let listed: Value = serde_json::from_slice(&output.stdout).expect("json");
+    let engine = |id: &str| {
+        listed
+            .as_array()
+            .expect("list")
+            .iter()
+            .find(|m| m["id"] == id)
+            .map(|m| m["engine"].clone())
+    };
+    assert_eq!(
+        engine("lightgbm"),
+        Some("native-onnx-ml".into()),
+        "{listed}"
+    );
+    assert_eq!(engine("scaled"), Some("native-onnx-ml".into()), "{listed}");
+    assert_eq!(
+        engine("forest"),
+        Some("native-tree-ensemble".into()),
+        "{listed}"
+    );
+}
+
+#[test]
+fn a_graph_with_an_operator_nobody_implements_names_it_and_the_model() {
+    use prost::Message;
+    let mut graph = tract_onnx::pb::ModelProto::decode(
+        &corpus_graph("standard_scaler__random_forest_classifier")[..],
+    )
+    .expect("onnx");
+    let scaler = graph
+        .graph
+        .as_mut()
+        .and_then(|g| g.node.iter_mut().find(|n| n.op_type == "Scaler"))
+        .expect("a Scaler node");
+    scaler.op_type = "Frobnicate".into();
+    let dir = tempfile::tempdir().expect("dir");
+    let models = models_with_graphs(&[("42", graph.encode_to_vec())]);
+    let output = run(
+        dir.path(),
+        &[(
+            "MODELGATE_MODELS_DIR",
+            models.path().to_str().expect("path"),
+        )],
+        &["models", "list"],
+    );
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("42") && err.contains("ai.onnx.ml:Frobnicate"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+}
+
 struct Server {
     child: Child,
     addr: String,
