@@ -35,9 +35,13 @@ N_NAN_ROWS = 30           # fixture rows with one numeric column set to NaN (imp
 TRAIN_NAN_FRACTION = 0.05  # training rows with a NaN, for the imputer pipelines only
 N_TREES = 20
 MAX_DEPTH = 4
+MC_TREES = 8              # multiclass boosters grow one tree per class per round: fewer rounds, depth 3
+N_TIERS = 3               # multiclass target: the lead value binned at its training tertiles
 TOL = 1e-4
 INPUT_NAME = "input"      # same as models/21/model.onnx
 ML_OPSET = 3              # ai.onnx.ml cap for broad runtime support
+HANDMADE_OPSET = 21       # ai.onnx opset of the hand-built graphs
+HANDMADE_IR = 10          # IR version of the hand-built graphs (ai.onnx.ml 5 needs >= 10)
 OUT_DIR = "tests/fixtures/onnx-corpus"
 
 FEATURE_ORDER = [

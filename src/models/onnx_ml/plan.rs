@@ -106,6 +106,11 @@ fn needed_nodes<'g>(
             continue;
         }
         let Some(&i) = producer.get(name) else {
+            if let Some(t) = graph.initializer.iter().find(|t| t.name == name) {
+                // A constant the executor cannot hold (a string tensor, say).
+                let reason = constant(t).err().unwrap_or_default();
+                return Err(Refusal::Invalid(reason));
+            }
             return Err(if name == scores {
                 Refusal::Invalid(format!("the graph has no tensor named {scores:?}"))
             } else {
