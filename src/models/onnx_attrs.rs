@@ -207,3 +207,60 @@ impl From<AttrError> for String {
         e.to_string()
     }
 }
+
+/// Writing attributes: the opset-5 tree rewrite writes a legacy node, and tests write graphs.
+pub(crate) mod make {
+    use tract_onnx::pb;
+    use tract_onnx::pb::attribute_proto::AttributeType;
+
+    pub(crate) fn attr(name: &str, ty: AttributeType) -> pb::AttributeProto {
+        pb::AttributeProto {
+            name: name.to_owned(),
+            r#type: ty as i32,
+            ..Default::default()
+        }
+    }
+
+    pub(crate) fn ints(name: &str, v: &[i64]) -> pb::AttributeProto {
+        pb::AttributeProto {
+            ints: v.to_vec(),
+            ..attr(name, AttributeType::Ints)
+        }
+    }
+
+    pub(crate) fn int(name: &str, v: i64) -> pb::AttributeProto {
+        pb::AttributeProto {
+            i: v,
+            ..attr(name, AttributeType::Int)
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn floats(name: &str, v: &[f32]) -> pb::AttributeProto {
+        pb::AttributeProto {
+            floats: v.to_vec(),
+            ..attr(name, AttributeType::Floats)
+        }
+    }
+
+    pub(crate) fn string(name: &str, v: &str) -> pb::AttributeProto {
+        pb::AttributeProto {
+            s: v.as_bytes().to_vec(),
+            ..attr(name, AttributeType::String)
+        }
+    }
+
+    pub(crate) fn strings<S: AsRef<[u8]>>(name: &str, v: &[S]) -> pb::AttributeProto {
+        pb::AttributeProto {
+            strings: v.iter().map(|s| s.as_ref().to_vec()).collect(),
+            ..attr(name, AttributeType::Strings)
+        }
+    }
+
+    pub(crate) fn tensor(name: &str, t: pb::TensorProto) -> pb::AttributeProto {
+        pb::AttributeProto {
+            t: Some(t),
+            ..attr(name, AttributeType::Tensor)
+        }
+    }
+}

@@ -8,34 +8,7 @@ use super::{Graph, NotRunnable};
 use crate::models::onnx_attrs::{DATA_TYPE_FLOAT, DATA_TYPE_INT64};
 use crate::models::runtime::Runtime;
 
-fn attr(name: &str, ty: AttributeType) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: ty as i32,
-        ..Default::default()
-    }
-}
-
-fn ints(name: &str, v: &[i64]) -> pb::AttributeProto {
-    pb::AttributeProto {
-        ints: v.to_vec(),
-        ..attr(name, AttributeType::Ints)
-    }
-}
-
-fn int(name: &str, v: i64) -> pb::AttributeProto {
-    pb::AttributeProto {
-        i: v,
-        ..attr(name, AttributeType::Int)
-    }
-}
-
-fn floats(name: &str, v: &[f32]) -> pb::AttributeProto {
-    pb::AttributeProto {
-        floats: v.to_vec(),
-        ..attr(name, AttributeType::Floats)
-    }
-}
+use crate::models::onnx_attrs::make::{attr, floats, int, ints, tensor as tensor_attr};
 
 fn node(
     domain: &str,
@@ -191,6 +164,15 @@ fn logistic(input: &str, coefficients: &[f32]) -> pb::NodeProto {
     )
 }
 
+fn zipmap(input: &str, output: &str) -> pb::NodeProto {
+    ml(
+        "ZipMap",
+        &[input],
+        &[output],
+        vec![ints("classlabels_int64s", &[0, 1])],
+    )
+}
+
 #[test]
 fn a_scaler_before_a_linear_model_runs_natively() {
     let m = model(
@@ -219,12 +201,7 @@ fn nodes_the_scores_do_not_need_are_neither_run_nor_required() {
         vec![
             logistic("input", &[1.0]),
             // A ZipMap on the probabilities and an operator nobody implements on the label.
-            ml(
-                "ZipMap",
-                &["probabilities"],
-                &["output_probability"],
-                vec![ints("classlabels_int64s", &[0, 1])],
-            ),
+            zipmap("probabilities", "output_probability"),
             ml("Frobnicate", &["label"], &["frobnicated"], vec![]),
         ],
         vec![],
@@ -239,12 +216,7 @@ fn a_zipmap_on_the_scores_path_is_refused_with_the_tensor_to_name_instead() {
     let m = model(
         vec![
             logistic("input", &[1.0]),
-            ml(
-                "ZipMap",
-                &["probabilities"],
-                &["output_probability"],
-                vec![ints("classlabels_int64s", &[0, 1])],
-            ),
+            zipmap("probabilities", "output_probability"),
         ],
         vec![],
         1,
@@ -487,13 +459,6 @@ fn a_string_label_read_downstream_is_refused() {
             assert!(message.contains("string labels"), "{message}")
         }
         other => panic!("{other:?}"),
-    }
-}
-
-fn tensor_attr(name: &str, t: pb::TensorProto) -> pb::AttributeProto {
-    pb::AttributeProto {
-        t: Some(t),
-        ..attr(name, AttributeType::Tensor)
     }
 }
 

@@ -63,48 +63,7 @@ fn assert_close(got: &[f32], want: &[f64], tol: f64, what: &str) {
 
 // ---- hand-built models ----------------------------------------------------------
 
-fn attr(name: &str, ty: AttributeType) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.to_owned(),
-        r#type: ty as i32,
-        ..Default::default()
-    }
-}
-
-fn ints(name: &str, v: &[i64]) -> pb::AttributeProto {
-    pb::AttributeProto {
-        ints: v.to_vec(),
-        ..attr(name, AttributeType::Ints)
-    }
-}
-
-fn floats(name: &str, v: &[f32]) -> pb::AttributeProto {
-    pb::AttributeProto {
-        floats: v.to_vec(),
-        ..attr(name, AttributeType::Floats)
-    }
-}
-
-fn strings(name: &str, v: &[&str]) -> pb::AttributeProto {
-    pb::AttributeProto {
-        strings: v.iter().map(|s| s.as_bytes().to_vec()).collect(),
-        ..attr(name, AttributeType::Strings)
-    }
-}
-
-fn string(name: &str, v: &str) -> pb::AttributeProto {
-    pb::AttributeProto {
-        s: v.as_bytes().to_vec(),
-        ..attr(name, AttributeType::String)
-    }
-}
-
-fn int(name: &str, v: i64) -> pb::AttributeProto {
-    pb::AttributeProto {
-        i: v,
-        ..attr(name, AttributeType::Int)
-    }
-}
+use crate::models::onnx_attrs::make::{attr, floats, int, ints, string, strings};
 
 fn doubles_tensor(name: &str, v: &[f64]) -> pb::AttributeProto {
     pb::AttributeProto {

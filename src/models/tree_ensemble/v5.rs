@@ -9,10 +9,9 @@
 use std::collections::HashMap;
 
 use tract_onnx::pb;
-use tract_onnx::pb::attribute_proto::AttributeType;
 
 use super::{attr_err, TreeEnsembleError};
-use crate::models::onnx_attrs::{check_len, numeric_values, Attrs, DATA_TYPE_DOUBLE};
+use crate::models::onnx_attrs::{check_len, make, numeric_values, Attrs, DATA_TYPE_DOUBLE};
 
 pub(super) const OP: &str = "TreeEnsemble";
 
@@ -293,36 +292,16 @@ impl Legacy {
     }
 }
 
-fn ints(name: &str, v: Vec<i64>) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Ints as i32,
-        ints: v,
-        ..Default::default()
-    }
-}
-
 fn doubles(name: &str, v: Vec<f64>) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::Tensor as i32,
-        t: Some(pb::TensorProto {
+    make::tensor(
+        name,
+        pb::TensorProto {
             dims: vec![v.len() as i64],
             data_type: DATA_TYPE_DOUBLE,
             double_data: v,
             ..Default::default()
-        }),
-        ..Default::default()
-    }
-}
-
-fn string(name: &str, v: &str) -> pb::AttributeProto {
-    pb::AttributeProto {
-        name: name.into(),
-        r#type: AttributeType::String as i32,
-        s: v.as_bytes().to_vec(),
-        ..Default::default()
-    }
+        },
+    )
 }
 
 /// An enumerated int attribute's name in the legacy operator.
@@ -351,34 +330,24 @@ pub(super) fn to_regressor(node: &pb::NodeProto) -> Result<pb::NodeProto, TreeEn
         .int("n_targets")?
         .ok_or_else(|| attr_err("n_targets", "is required"))?;
     let attribute = vec![
-        ints("nodes_treeids", legacy.tree_ids),
-        ints("nodes_nodeids", legacy.node_ids),
-        ints("nodes_featureids", legacy.features),
+        make::ints("nodes_treeids", &legacy.tree_ids),
+        make::ints("nodes_nodeids", &legacy.node_ids),
+        make::ints("nodes_featureids", &legacy.features),
         doubles("nodes_values_as_tensor", legacy.values),
-        pb::AttributeProto {
-            name: "nodes_modes".into(),
-            r#type: AttributeType::Strings as i32,
-            strings: legacy.modes,
-            ..Default::default()
-        },
-        ints("nodes_truenodeids", legacy.trues),
-        ints("nodes_falsenodeids", legacy.falses),
-        ints("nodes_missing_value_tracks_true", legacy.missing),
-        ints("target_treeids", legacy.target_trees),
-        ints("target_nodeids", legacy.target_nodes),
-        ints("target_ids", legacy.target_ids),
+        make::strings("nodes_modes", &legacy.modes),
+        make::ints("nodes_truenodeids", &legacy.trues),
+        make::ints("nodes_falsenodeids", &legacy.falses),
+        make::ints("nodes_missing_value_tracks_true", &legacy.missing),
+        make::ints("target_treeids", &legacy.target_trees),
+        make::ints("target_nodeids", &legacy.target_nodes),
+        make::ints("target_ids", &legacy.target_ids),
         doubles("target_weights_as_tensor", legacy.target_weights),
-        pb::AttributeProto {
-            name: "n_targets".into(),
-            r#type: AttributeType::Int as i32,
-            i: n_targets,
-            ..Default::default()
-        },
-        string(
+        make::int("n_targets", n_targets),
+        make::string(
             "aggregate_function",
             named(&a, "aggregate_function", &AGGREGATES, 1)?,
         ),
-        string(
+        make::string(
             "post_transform",
             named(&a, "post_transform", &POST_TRANSFORMS, 0)?,
         ),
