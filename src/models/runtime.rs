@@ -104,10 +104,15 @@ impl Runtime {
         .ok_or_else(|| {
             format!("output {scores_output} has shape {shape:?}, expected [batch, k]")
         })?;
-        Ok(Runtime::Tract {
+        let runtime = Runtime::Tract {
             plan: typed.into_runnable().map_err(tract)?,
             outputs_per_row,
-        })
+        };
+        // tract loads some graphs it cannot run (a Sigmoid over doubles, say): find out now.
+        runtime
+            .run(&vec![0.0; features], features)
+            .map_err(|e| format!("scoring a row of zeros failed: {e}"))?;
+        Ok(runtime)
     }
 
     pub fn engine(&self) -> &'static str {

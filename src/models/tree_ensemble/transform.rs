@@ -119,19 +119,23 @@ fn softmax_zero(scores: &mut [f64]) {
 }
 
 /// sqrt(2) * erfinv(2p - 1) with the same closed-form erfinv approximation (Winitzki,
-/// a = 0.147) as onnxruntime and the ONNX reference implementation, so PROBIT scores agree
-/// with them rather than with an exact quantile function.
+/// a = 0.147) as onnxruntime and the ONNX reference implementation, evaluated in f32 step
+/// by step as onnxruntime does: near p = 0.5 its float cancellation moves results by up to
+/// 1e-3, so an f64 evaluation would disagree with it there.
 pub(super) fn probit(p: f64) -> f64 {
-    std::f64::consts::SQRT_2 * erf_inv(2.0 * p - 1.0)
+    const SQRT_2: f32 = std::f32::consts::SQRT_2;
+    f64::from(SQRT_2 * erf_inv(2.0 * (p as f32) - 1.0))
 }
 
-fn erf_inv(x: f64) -> f64 {
-    const A: f64 = 0.147;
+fn erf_inv(x: f32) -> f32 {
+    const A: f32 = 0.147;
     // The truncated constant onnxruntime uses; the exact one would shift results slightly.
     #[allow(clippy::approx_constant)]
-    const PI: f64 = 3.14159;
+    const PI: f32 = 3.14159;
     let sign = if x < 0.0 { -1.0 } else { 1.0 };
     let ln = ((1.0 - x) * (1.0 + x)).ln();
-    let u = 2.0 / (PI * A) + 0.5 * ln;
-    sign * ((u * u - ln / A).sqrt() - u).sqrt()
+    let v = 2.0 / (PI * A) + 0.5 * ln;
+    let v2 = 1.0 / A * ln;
+    let v3 = -v + (v * v - v2).sqrt();
+    sign * v3.sqrt()
 }

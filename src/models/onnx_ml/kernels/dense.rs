@@ -1,4 +1,5 @@
-//! Dense layers and activations (MatMul, Gemm, Relu, Sigmoid, Tanh, Softmax), so that a
+//! Dense layers and element-wise functions (MatMul, Gemm, Relu, Sigmoid, Tanh, Softmax,
+//! Abs, Neg, Exp, Log, Sqrt), so that a
 //! pipeline mixing ONNX-ML preprocessing with a small neural network (scikit-learn's
 //! MLPClassifier after a StandardScaler) runs here; tract, which lacks the preprocessing,
 //! could not load it at all.
@@ -122,6 +123,26 @@ pub(super) fn sigmoid(_: &NodeCtx<'_>) -> Result<Box<dyn Kernel>, String> {
 
 pub(super) fn tanh(_: &NodeCtx<'_>) -> Result<Box<dyn Kernel>, String> {
     Ok(Box::new(Activation(f64::tanh)))
+}
+
+pub(super) fn abs(_: &NodeCtx<'_>) -> Result<Box<dyn Kernel>, String> {
+    Ok(Box::new(Activation(f64::abs)))
+}
+
+pub(super) fn neg(_: &NodeCtx<'_>) -> Result<Box<dyn Kernel>, String> {
+    Ok(Box::new(Activation(|x| -x)))
+}
+
+pub(super) fn exp(_: &NodeCtx<'_>) -> Result<Box<dyn Kernel>, String> {
+    Ok(Box::new(Activation(f64::exp)))
+}
+
+pub(super) fn log(_: &NodeCtx<'_>) -> Result<Box<dyn Kernel>, String> {
+    Ok(Box::new(Activation(f64::ln)))
+}
+
+pub(super) fn sqrt(_: &NodeCtx<'_>) -> Result<Box<dyn Kernel>, String> {
+    Ok(Box::new(Activation(f64::sqrt)))
 }
 
 impl Kernel for Activation {

@@ -160,10 +160,11 @@ impl Kernel for Classifier {
             let mut pair;
             let row: &mut [f64] = if self.binary {
                 // onnxruntime's binary convention: the score s of the second class becomes
-                // [1 - p, p] with p = s, or the post-transformed s.
+                // [1 - p, p] with p = σ(s) under LOGISTIC, p = s under NONE, SOFTMAX and
+                // SOFTMAX_ZERO (a softmax of one value would be 1).
                 let s = scores[0];
                 let p = match post {
-                    PostTransform::None => s,
+                    PostTransform::None | PostTransform::Softmax | PostTransform::SoftmaxZero => s,
                     other => {
                         let mut one = [s];
                         other.apply(&mut one);

@@ -7,6 +7,7 @@ mod encode;
 mod layout;
 mod linear;
 mod preprocess;
+mod reduce;
 mod trees;
 
 use std::borrow::Cow;
@@ -68,6 +69,12 @@ const OPERATORS: &[(&str, &str, Build)] = &[
     ("", "Relu", dense::relu),
     ("", "Sigmoid", dense::sigmoid),
     ("", "Tanh", dense::tanh),
+    ("", "Abs", dense::abs),
+    ("", "Neg", dense::neg),
+    ("", "Exp", dense::exp),
+    ("", "Log", dense::log),
+    ("", "Sqrt", dense::sqrt),
+    ("", "ReduceSum", reduce::reduce_sum),
     ("", "Softmax", dense::softmax),
     (
         ML_DOMAIN,

@@ -71,7 +71,8 @@ impl Kernel for Scaler {
     }
 }
 
-/// Replaces `replaced` (NaN by default) with each column's imputed value.
+/// Replaces `replaced` (0 by default; scikit-learn's exports say NaN) with each column's
+/// imputed value.
 struct Imputer {
     imputed: Vec<f64>,
     replaced: f64,
@@ -82,7 +83,8 @@ pub(super) fn imputer(ctx: &NodeCtx<'_>) -> Result<Box<dyn Kernel>, String> {
     let floats = a.floats("imputed_value_floats")?;
     let ints = a.ints("imputed_value_int64s")?;
     let (imputed, replaced) = if !floats.is_empty() {
-        let replaced = a.float("replaced_value_float")?.map_or(f64::NAN, f64::from);
+        // The spec's default is 0.0: NaN is replaced only when the attribute says NaN.
+        let replaced = a.float("replaced_value_float")?.map_or(0.0, f64::from);
         (floats.iter().map(|&v| f64::from(v)).collect(), replaced)
     } else if !ints.is_empty() {
         let replaced = a.int("replaced_value_int64")?.unwrap_or(0) as f64;
@@ -139,13 +141,16 @@ impl Kernel for Normalizer {
         let mut t = only(args)?.into_owned();
         let width = t.width().max(1);
         for row in t.data.chunks_exact_mut(width) {
+            // MAX is the signed maximum, as in onnxruntime (scikit-learn takes max |x|).
             let norm = match self.0 {
                 Norm::Max => row.iter().copied().fold(f64::NEG_INFINITY, f64::max),
                 Norm::L1 => row.iter().map(|x| x.abs()).sum(),
                 Norm::L2 => row.iter().map(|x| x * x).sum::<f64>().sqrt(),
             };
+            // A zero norm leaves the row as it is rather than dividing by zero.
+            let divisor = if norm == 0.0 { 1.0 } else { norm };
             for x in row.iter_mut() {
-                *x = Elem::F32.coerce(*x / norm);
+                *x = Elem::F32.coerce(*x / divisor);
             }
         }
         t.elem = Elem::F32;
