@@ -538,14 +538,31 @@ fn choose_finish(
 }
 
 /// Groups roots by `LANES`, padding with the weightless leaf, and records each group's depth.
-fn group_roots(roots: &[u32], depths: &[u32], padding: u32) -> (Vec<u32>, Vec<u32>) {
-    let mut padded = roots.to_vec();
-    padded.resize(roots.len().div_ceil(LANES) * LANES, padding);
-    let steps = depths
+/// A tail of fewer than half a group is instead walked tree by tree (returned as (root,
+/// depth) pairs): padding one tree to `LANES` lanes would walk eight times the nodes.
+fn group_roots(
+    roots: &[u32],
+    depths: &[u32],
+    padding: u32,
+) -> (Vec<u32>, Vec<u32>, Vec<(u32, u32)>) {
+    let tail = roots.len() % LANES;
+    let grouped = if tail < LANES / 2 {
+        roots.len() - tail
+    } else {
+        roots.len()
+    };
+    let mut padded = roots[..grouped].to_vec();
+    padded.resize(grouped.div_ceil(LANES) * LANES, padding);
+    let steps = depths[..grouped]
         .chunks(LANES)
         .map(|d| d.iter().copied().max().unwrap_or(0))
         .collect();
-    (padded, steps)
+    let single = roots[grouped..]
+        .iter()
+        .copied()
+        .zip(depths[grouped..].iter().copied())
+        .collect();
+    (padded, steps, single)
 }
 
 pub(super) fn build(shape: Recognised<'_>) -> Result<Option<TreeEnsemble>, TreeEnsembleError> {
@@ -577,7 +594,7 @@ pub(super) fn build(shape: Recognised<'_>) -> Result<Option<TreeEnsemble>, TreeE
     let mut bound = bind_weights(&weights, &raw, &layout, names)?;
     let leaves = build_leaves(&mut bound, layout.nodes.len(), aggregate);
     let padding = (layout.nodes.len() - 1) as u32;
-    let (roots, group_steps) = group_roots(&layout.roots, &layout.depths, padding);
+    let (roots, group_steps, single_roots) = group_roots(&layout.roots, &layout.depths, padding);
     Ok(Some(TreeEnsemble {
         input_name: shape.input_name.to_owned(),
         scores_output: shape.scores_output,
@@ -589,6 +606,7 @@ pub(super) fn build(shape: Recognised<'_>) -> Result<Option<TreeEnsemble>, TreeE
         nodes: layout.nodes,
         roots,
         group_steps,
+        single_roots,
         walk: layout.walk,
         nan_tracked: layout.nan_tracked,
         leaves,

@@ -93,6 +93,8 @@ pub struct TreeEnsemble {
     roots: Vec<u32>,
     /// For each group of `LANES` roots, the steps after which all of them sit on a leaf.
     group_steps: Vec<u32>,
+    /// Trees walked alone after the groups, with their depths.
+    single_roots: Vec<(u32, u32)>,
     walk: WalkKind,
     /// Some branch sends NaN to its true side; uniform walks then also check for NaN.
     nan_tracked: bool,
@@ -302,28 +304,39 @@ impl TreeEnsemble {
     }
 
     fn accumulate<R: Rule>(&self, row: &[f32], scores: &mut [f64], seen: &mut [bool]) {
-        let groups = self.roots.chunks_exact(LANES).zip(&self.group_steps);
         match &self.leaves {
             Leaves::Single { output, values } => {
                 let mut sum = 0.0;
-                for (roots, &steps) in groups {
-                    for leaf in self.walk_group::<R>(row, roots, steps) {
-                        sum += values[leaf as usize];
-                    }
-                }
+                self.for_each_leaf::<R>(row, |leaf| sum += values[leaf as usize]);
                 scores[*output] = sum;
                 seen[*output] = true;
             }
             Leaves::Sparse { ranges, weights } => {
-                for (roots, &steps) in groups {
-                    for leaf in self.walk_group::<R>(row, roots, steps) {
-                        let [start, end] = ranges[leaf as usize];
-                        for w in &weights[start as usize..end as usize] {
-                            self.aggregate.add(scores, seen, w.output as usize, w.value);
-                        }
+                self.for_each_leaf::<R>(row, |leaf| {
+                    let [start, end] = ranges[leaf as usize];
+                    for w in &weights[start as usize..end as usize] {
+                        self.aggregate.add(scores, seen, w.output as usize, w.value);
                     }
-                }
+                });
             }
+        }
+    }
+
+    /// The leaf `row` reaches in every tree (padding lanes reach the weightless leaf).
+    #[inline(always)]
+    fn for_each_leaf<R: Rule>(&self, row: &[f32], mut visit: impl FnMut(u32)) {
+        let groups = self.roots.chunks_exact(LANES).zip(&self.group_steps);
+        for (roots, &steps) in groups {
+            for leaf in self.walk_group::<R>(row, roots, steps) {
+                visit(leaf);
+            }
+        }
+        for &(root, steps) in &self.single_roots {
+            let mut at = root;
+            for _ in 0..steps {
+                at = self.step::<R>(row, at);
+            }
+            visit(at);
         }
     }
 
@@ -334,12 +347,18 @@ impl TreeEnsemble {
         at.copy_from_slice(roots);
         for _ in 0..steps {
             for lane in &mut at {
-                let node = &self.nodes[*lane as usize];
-                let x = row[(node.feature & FEATURE_MASK) as usize];
-                *lane = node.next[usize::from(R::holds(x, node))];
+                *lane = self.step::<R>(row, *lane);
             }
         }
         at
+    }
+
+    /// One level down from node `at`.
+    #[inline(always)]
+    fn step<R: Rule>(&self, row: &[f32], at: u32) -> u32 {
+        let node = &self.nodes[at as usize];
+        let x = row[(node.feature & FEATURE_MASK) as usize];
+        node.next[usize::from(R::holds(x, node))]
     }
 
     fn finish(&self, scores: &mut [f64], seen: &[bool], out: &mut [f32]) {

@@ -49,8 +49,10 @@ impl Kernel for Binary {
             }
         };
         // The common cases in tabular graphs, without index arithmetic: a whole tensor
-        // combined with a scalar or with one value per column.
-        if shape == a.shape && (b.data.len() == 1 || b.shape.as_slice() == [a.width()]) {
+        // combined with a scalar or with one value per column (shape [C], [1, C], ...).
+        let row_vector = b.shape.iter().rev().skip(1).all(|&d| d == 1)
+            && (b.data.len() == 1 || b.data.len() == a.width());
+        if shape == a.shape && row_vector {
             let mut out = a.into_owned();
             let width = b.data.len();
             for row in out.data.chunks_exact_mut(width) {
