@@ -314,6 +314,26 @@ fn broadcasting_follows_numpy() {
 }
 
 #[test]
+fn a_constant_on_the_left_keeps_operand_order() {
+    let m = model(
+        vec![
+            std_op("Sub", &["ten", "input"], &["less"], vec![]),
+            std_op("Div", &["less", "two"], &["scores"], vec![]),
+        ],
+        vec![
+            tensor_f32("ten", &[1, 2], &[10.0, 20.0]),
+            tensor_f32("two", &[], &[2.0]),
+        ],
+        2,
+    );
+    let graph = load(&m, "scores", 2);
+    assert_eq!(
+        graph.run(&[1.0, 2.0, 3.0, 4.0], 2).expect("runs"),
+        [4.5, 9.0, 3.5, 8.0]
+    );
+}
+
+#[test]
 fn column_plumbing_selects_reshapes_and_joins() {
     let m = model(
         vec![

@@ -49,18 +49,22 @@ impl Kernel for Binary {
             }
         };
         // The common cases in tabular graphs, without index arithmetic: a whole tensor
-        // combined with a scalar or with one value per column (shape [C], [1, C], ...).
-        let row_vector = b.shape.iter().rev().skip(1).all(|&d| d == 1)
-            && (b.data.len() == 1 || b.data.len() == a.width());
-        if shape == a.shape && row_vector {
-            let mut out = a.into_owned();
-            let width = b.data.len();
-            for row in out.data.chunks_exact_mut(width) {
-                for (x, &y) in row.iter_mut().zip(&b.data) {
-                    *x = elem.coerce(apply(*x, y));
-                }
-            }
-            return Ok(vec![out]);
+        // combined with a scalar or with one value per column (shape [C], [1, C], ...), on
+        // either side.
+        let is_row_of = |v: &Tensor, full: &Tensor| {
+            v.shape.iter().rev().skip(1).all(|&d| d == 1)
+                && !v.data.is_empty()
+                && (v.data.len() == 1 || v.data.len() == full.width())
+        };
+        if shape == a.shape && is_row_of(&b, &a) {
+            return Ok(vec![by_rows(a.into_owned(), &b.data, |x, y| {
+                elem.coerce(apply(x, y))
+            })]);
+        }
+        if shape == b.shape && is_row_of(&a, &b) {
+            return Ok(vec![by_rows(b.into_owned(), &a.data, |x, y| {
+                elem.coerce(apply(y, x))
+            })]);
         }
         let a_index = Strides::new(&a.shape, &shape);
         let b_index = Strides::new(&b.shape, &shape);
@@ -74,6 +78,16 @@ impl Kernel for Binary {
             .collect();
         Ok(vec![Tensor::new(elem, shape, data)?])
     }
+}
+
+/// `full` with each row's values replaced by `f(value, row[column])`, in place.
+fn by_rows(mut full: Tensor, row: &[f64], f: impl Fn(f64, f64) -> f64) -> Tensor {
+    for chunk in full.data.chunks_exact_mut(row.len()) {
+        for (x, &y) in chunk.iter_mut().zip(row) {
+            *x = f(*x, y);
+        }
+    }
+    full
 }
 
 fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>, String> {
