@@ -86,7 +86,7 @@ fn mismatches(name: &str, entry: &Entry, rows: &[usize], scores: &[f32]) -> Vec<
 fn every_corpus_model_matches_onnxruntime_natively() {
     let reference = reference();
     assert_eq!(reference.input_name, "input");
-    assert!(reference.models.len() >= 55, "the corpus lost models");
+    assert!(reference.models.len() >= 92, "the corpus lost models");
     let features = reference.rows[0].len();
     let mut failures = Vec::new();
     for (name, entry) in &reference.models {

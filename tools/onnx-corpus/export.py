@@ -167,8 +167,7 @@ def build_matrix():
     for pname, pmake in pre.items():
         for name, (kind, make) in base.items():
             add(f"{pname}__{name}", kind, make_pipeline(pmake(), make()), "sklearn", pname == "simple_imputer")
-    for name in ("random_forest_classifier", "logistic_regression"):
-        kind, make = base[name]
+    for name, (kind, make) in base.items():
         ct = ColumnTransformer(
             [("industry", OneHotEncoder(categories=[list(range(N_INDUSTRIES))], handle_unknown="ignore",
                                         sparse_output=False, dtype=np.float32), [INDUSTRY_COL])],
