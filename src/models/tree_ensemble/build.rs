@@ -566,6 +566,13 @@ fn group_roots(
 }
 
 pub(super) fn build(shape: Recognised<'_>) -> Result<Option<TreeEnsemble>, TreeEnsembleError> {
+    if shape.node.op_type == super::v5::OP {
+        let converted = super::v5::to_regressor(shape.node)?;
+        return build(Recognised {
+            node: &converted,
+            ..shape
+        });
+    }
     let a = Attrs(shape.node);
     let raw = parse_nodes(&a)?;
     let Some(n_features) = feature_count(&raw, shape.declared_features)? else {

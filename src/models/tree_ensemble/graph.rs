@@ -34,7 +34,7 @@ pub(super) fn recognise(graph: &pb::GraphProto) -> Option<Recognised<'_>> {
     let mut tree_node = None;
     for node in &graph.node {
         if node.domain == ML_DOMAIN
-            && (node.op_type == CLASSIFIER_OP || node.op_type == REGRESSOR_OP)
+            && [CLASSIFIER_OP, REGRESSOR_OP, super::v5::OP].contains(&node.op_type.as_str())
         {
             if tree_node.replace(node).is_some() {
                 return None;
@@ -72,7 +72,7 @@ pub(super) fn recognise(graph: &pb::GraphProto) -> Option<Recognised<'_>> {
 pub(super) fn standalone(node: &pb::NodeProto) -> Option<Recognised<'_>> {
     let kind = match (node.domain.as_str(), node.op_type.as_str()) {
         (ML_DOMAIN, CLASSIFIER_OP) => Kind::Classifier,
-        (ML_DOMAIN, REGRESSOR_OP) => Kind::Regressor,
+        (ML_DOMAIN, REGRESSOR_OP | super::v5::OP) => Kind::Regressor,
         _ => return None,
     };
     let scores_index = usize::from(kind == Kind::Classifier);

@@ -178,16 +178,8 @@ impl TreeEnsemble {
     }
 
     /// Loads one TreeEnsembleClassifier / TreeEnsembleRegressor / opset-5 TreeEnsemble node
-    /// of a larger graph. Its
-    /// rows must hold at least `n_features()` values: one past the highest feature it tests.
+    /// of a larger graph. Its rows must hold at least `n_features()` values: one past the highest feature it tests.
     pub fn from_node(node: &pb::NodeProto) -> Result<TreeEnsemble, TreeEnsembleError> {
-        let converted;
-        let node = if node.op_type == v5::OP {
-            converted = v5::to_regressor(node)?;
-            &converted
-        } else {
-            node
-        };
         let shape = graph::standalone(node)
             .ok_or_else(|| attr_err("op_type", "not a tree-ensemble node with an input"))?;
         build::build(shape)?.ok_or_else(|| attr_err("nodes_featureids", "no split reads a feature"))

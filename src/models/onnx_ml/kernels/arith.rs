@@ -6,7 +6,8 @@ use super::{only, Kernel, NodeCtx};
 use crate::models::onnx_attrs::attr_err;
 use crate::models::onnx_ml::tensor::{Elem, Tensor};
 
-struct Binary(fn(f64, f64) -> f64);
+/// Generic over the operation so that it is inlined into the element loops.
+struct Binary<F>(F);
 
 pub(super) fn add(_: &NodeCtx<'_>) -> Result<Box<dyn Kernel>, String> {
     Ok(Box::new(Binary(|a, b| a + b)))
@@ -24,7 +25,7 @@ pub(super) fn div(_: &NodeCtx<'_>) -> Result<Box<dyn Kernel>, String> {
     Ok(Box::new(Binary(|a, b| a / b)))
 }
 
-impl Kernel for Binary {
+impl<F: Fn(f64, f64) -> f64 + Send + Sync> Kernel for Binary<F> {
     fn run(&self, args: Vec<Cow<'_, Tensor>>) -> Result<Vec<Tensor>, String> {
         let [a, b]: [Cow<'_, Tensor>; 2] = args
             .try_into()
@@ -37,7 +38,7 @@ impl Kernel for Binary {
         }
         let shape = broadcast_shape(&a.shape, &b.shape)?;
         let elem = a.elem;
-        let op = self.0;
+        let op = &self.0;
         let integer_div = !elem.is_float();
         let apply = |x: f64, y: f64| {
             let v = op(x, y);

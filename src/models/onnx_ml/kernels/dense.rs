@@ -110,11 +110,11 @@ impl Kernel for Affine {
     }
 }
 
-/// An element-wise activation.
-struct Activation(fn(f64) -> f64);
+/// An element-wise function, generic so that it is inlined into the loop.
+struct Activation<F>(F);
 
 pub(super) fn relu(_: &NodeCtx<'_>) -> Result<Box<dyn Kernel>, String> {
-    Ok(Box::new(Activation(|x| x.max(0.0))))
+    Ok(Box::new(Activation(|x: f64| x.max(0.0))))
 }
 
 pub(super) fn sigmoid(_: &NodeCtx<'_>) -> Result<Box<dyn Kernel>, String> {
@@ -130,7 +130,7 @@ pub(super) fn abs(_: &NodeCtx<'_>) -> Result<Box<dyn Kernel>, String> {
 }
 
 pub(super) fn neg(_: &NodeCtx<'_>) -> Result<Box<dyn Kernel>, String> {
-    Ok(Box::new(Activation(|x| -x)))
+    Ok(Box::new(Activation(|x: f64| -x)))
 }
 
 pub(super) fn exp(_: &NodeCtx<'_>) -> Result<Box<dyn Kernel>, String> {
@@ -145,7 +145,7 @@ pub(super) fn sqrt(_: &NodeCtx<'_>) -> Result<Box<dyn Kernel>, String> {
     Ok(Box::new(Activation(f64::sqrt)))
 }
 
-impl Kernel for Activation {
+impl<F: Fn(f64) -> f64 + Send + Sync> Kernel for Activation<F> {
     fn run(&self, args: Vec<Cow<'_, Tensor>>) -> Result<Vec<Tensor>, String> {
         let mut t = only(args)?.into_owned();
         let elem = t.elem;
