@@ -168,7 +168,10 @@ pub(super) fn plan(graph: &pb::GraphProto, scores: &str) -> Result<Plan, Refusal
     }
     .filter(|e| e.is_float())
     .ok_or_else(|| {
-        Refusal::Unsupported(vec![format!("a non-float graph input `{}`", input.name)])
+        Refusal::Invalid(format!(
+            "the graph input `{}` is not a float tensor; modelgate feeds it float rows",
+            input.name
+        ))
     })?;
     let nodes = needed_nodes(graph, &input.name, &consts_by_name, scores)?;
 
