@@ -146,7 +146,7 @@ fn needed_nodes<'g>(
 }
 
 fn is_constant_node(node: &pb::NodeProto) -> bool {
-    node.op_type == "Constant" && (node.domain.is_empty() || node.domain == "ai.onnx")
+    node.op_type == "Constant" && kernels::domain_of(node) == kernels::STANDARD_DOMAIN
 }
 
 pub(super) fn plan(graph: &pb::GraphProto, scores: &str) -> Result<Plan, Refusal> {

@@ -526,3 +526,26 @@ fn an_opset_5_tree_ensemble_tests_set_membership() {
         [110.0, 110.0, 101.0, 102.0, 101.0]
     );
 }
+
+#[test]
+fn docs_list_every_operator_the_executor_runs() {
+    let docs = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/models.md"))
+        .expect("docs/models.md");
+    let table = docs
+        .split("### Operators")
+        .nth(1)
+        .and_then(|rest| rest.split("\n\n").nth(1))
+        .expect("an operator table under ### Operators");
+    let missing: Vec<String> = super::supported_operators()
+        .filter(|op| {
+            let (domain, name) = op.rsplit_once(':').expect("domain:op");
+            !table
+                .lines()
+                .any(|line| line.contains(&format!("`{name}`")) && line.contains(domain))
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "docs/models.md does not list {missing:?}"
+    );
+}

@@ -18,6 +18,8 @@ use super::tensor::Tensor;
 use crate::models::onnx_attrs::Attrs;
 
 pub const ML_DOMAIN: &str = "ai.onnx.ml";
+/// The default domain, which nodes may also write as "".
+pub const STANDARD_DOMAIN: &str = "ai.onnx";
 
 /// One node's computation. Arguments arrive owned when this node is their last reader, so
 /// element-wise kernels can work in place.
@@ -52,30 +54,30 @@ impl<'a> NodeCtx<'a> {
 
 pub type Build = fn(&NodeCtx<'_>) -> Result<Box<dyn Kernel>, String>;
 
-/// Every operator the executor runs, as `(domain, op_type, builder)`; `""` is `ai.onnx`.
+/// Every operator the executor runs, as `(domain, op_type, builder)`.
 const OPERATORS: &[(&str, &str, Build)] = &[
-    ("", "Add", arith::add),
-    ("", "Sub", arith::sub),
-    ("", "Mul", arith::mul),
-    ("", "Div", arith::div),
-    ("", "Cast", arith::cast),
-    ("", "Identity", arith::identity),
-    ("", "Concat", layout::concat),
-    ("", "Gather", layout::gather),
-    ("", "Reshape", layout::reshape),
-    ("", "Flatten", layout::flatten),
-    ("", "MatMul", dense::matmul),
-    ("", "Gemm", dense::gemm),
-    ("", "Relu", dense::relu),
-    ("", "Sigmoid", dense::sigmoid),
-    ("", "Tanh", dense::tanh),
-    ("", "Abs", dense::abs),
-    ("", "Neg", dense::neg),
-    ("", "Exp", dense::exp),
-    ("", "Log", dense::log),
-    ("", "Sqrt", dense::sqrt),
-    ("", "ReduceSum", reduce::reduce_sum),
-    ("", "Softmax", dense::softmax),
+    (STANDARD_DOMAIN, "Add", arith::add),
+    (STANDARD_DOMAIN, "Sub", arith::sub),
+    (STANDARD_DOMAIN, "Mul", arith::mul),
+    (STANDARD_DOMAIN, "Div", arith::div),
+    (STANDARD_DOMAIN, "Cast", arith::cast),
+    (STANDARD_DOMAIN, "Identity", arith::identity),
+    (STANDARD_DOMAIN, "Concat", layout::concat),
+    (STANDARD_DOMAIN, "Gather", layout::gather),
+    (STANDARD_DOMAIN, "Reshape", layout::reshape),
+    (STANDARD_DOMAIN, "Flatten", layout::flatten),
+    (STANDARD_DOMAIN, "MatMul", dense::matmul),
+    (STANDARD_DOMAIN, "Gemm", dense::gemm),
+    (STANDARD_DOMAIN, "Relu", dense::relu),
+    (STANDARD_DOMAIN, "Sigmoid", dense::sigmoid),
+    (STANDARD_DOMAIN, "Tanh", dense::tanh),
+    (STANDARD_DOMAIN, "Abs", dense::abs),
+    (STANDARD_DOMAIN, "Neg", dense::neg),
+    (STANDARD_DOMAIN, "Exp", dense::exp),
+    (STANDARD_DOMAIN, "Log", dense::log),
+    (STANDARD_DOMAIN, "Sqrt", dense::sqrt),
+    (STANDARD_DOMAIN, "ReduceSum", reduce::reduce_sum),
+    (STANDARD_DOMAIN, "Softmax", dense::softmax),
     (
         ML_DOMAIN,
         "ArrayFeatureExtractor",
@@ -95,22 +97,22 @@ const OPERATORS: &[(&str, &str, Build)] = &[
     (ML_DOMAIN, "TreeEnsemble", trees::ensemble),
 ];
 
-/// The node's operator as `domain:op_type`, with the default domain spelled out.
-pub fn qualified_name(node: &pb::NodeProto) -> String {
-    let domain = if node.domain.is_empty() {
-        "ai.onnx"
+/// The node's domain, with the default one spelled out.
+pub fn domain_of(node: &pb::NodeProto) -> &str {
+    if node.domain.is_empty() {
+        STANDARD_DOMAIN
     } else {
         &node.domain
-    };
-    format!("{domain}:{}", node.op_type)
+    }
+}
+
+/// The node's operator as `domain:op_type`.
+pub fn qualified_name(node: &pb::NodeProto) -> String {
+    format!("{}:{}", domain_of(node), node.op_type)
 }
 
 pub fn builder(node: &pb::NodeProto) -> Option<Build> {
-    let domain = if node.domain == "ai.onnx" {
-        ""
-    } else {
-        &node.domain
-    };
+    let domain = domain_of(node);
     OPERATORS
         .iter()
         .find(|(d, op, _)| *d == domain && *op == node.op_type)
@@ -119,10 +121,9 @@ pub fn builder(node: &pb::NodeProto) -> Option<Build> {
 
 /// The operators the executor implements, for documentation and refusals.
 pub fn supported() -> impl Iterator<Item = String> {
-    OPERATORS.iter().map(|(domain, op, _)| {
-        let domain = if domain.is_empty() { "ai.onnx" } else { domain };
-        format!("{domain}:{op}")
-    })
+    OPERATORS
+        .iter()
+        .map(|(domain, op, _)| format!("{domain}:{op}"))
 }
 
 /// The single argument of a one-input kernel.
