@@ -35,9 +35,14 @@ async fn schemathesis_finds_nothing(backend: Backend) {
     // The failed-auth throttle off: schemathesis sends invalid keys on purpose, many of them,
     // and checks each gets 401; after a burst the throttle's 429 would be the right answer
     // (tests/auth_throttle.rs covers it).
+    // Generous database deadlines: this run checks the answers' shapes, and on a loaded
+    // 2-core CI machine a SQLite write (a credit taken while schemathesis tops keys up) can
+    // wait past the 500 ms default, which rightly answers 503 and would read as a finding.
     let app = TestApp::spawn_with(backend, |c| {
         c.events.flush_interval = Duration::from_millis(10);
         c.auth.failed_auth_burst = 0;
+        c.database.timeout = Duration::from_secs(5);
+        c.database.connect_timeout = Duration::from_secs(5);
     })
     .await;
     // One admin key for every route (admin implies predict), prepaid and rate-limited so that
