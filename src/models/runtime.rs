@@ -62,7 +62,9 @@ impl Runtime {
         match (native, tract) {
             (_, Ok(tract)) => Ok(tract),
             (Ok(graph), Err(_)) => Ok(Runtime::Graph(Box::new(graph))),
-            (Err(NotRunnable::Invalid(message)), Err(_)) => Err(message),
+            (Err(NotRunnable::Invalid(message)), Err(e)) => {
+                Err(format!("{message} (and tract cannot load it either: {e})"))
+            }
             (Err(NotRunnable::Unsupported(ops)), Err(e)) => {
                 Err(unsupported_everywhere(&onnx, &ops, &e))
             }
