@@ -132,3 +132,70 @@ fn every_corpus_model_matches_onnxruntime_natively() {
             .join("\n")
     );
 }
+
+/// Every attribute of every ONNX-ML node of the corpus, removed, cut short by one entry or
+/// pushed out of range, must give a load error or a working model: never a panic. Graphs
+/// arrive from registries, so a malformed one is an input like any other.
+#[test]
+fn malformed_attributes_are_refused_without_panicking() {
+    use prost::Message;
+    use tract_onnx::pb;
+
+    let reference = reference();
+    let features = reference.rows[0].len();
+    let row = row(&reference.rows[0]);
+    type Mutation = fn(&mut pb::AttributeProto);
+    let mutations: [(&str, Mutation); 3] = [
+        ("cut short", |a| {
+            a.ints.pop();
+            a.floats.pop();
+            a.strings.pop();
+        }),
+        ("out of range", |a| {
+            a.ints
+                .iter_mut()
+                .for_each(|v| *v = v.wrapping_mul(1_000_003).wrapping_sub(7));
+            a.i = a.i.wrapping_mul(1_000_003).wrapping_sub(7);
+            a.floats.iter_mut().for_each(|v| *v = f32::NAN);
+        }),
+        ("emptied", |a| {
+            a.ints.clear();
+            a.floats.clear();
+            a.strings.clear();
+            a.t = None;
+        }),
+    ];
+    let mut panics = Vec::new();
+    let mut tried = 0;
+    for (name, entry) in &reference.models {
+        let bytes = std::fs::read(corpus().join(&entry.file)).expect("graph file");
+        let model = pb::ModelProto::decode(&bytes[..]).expect("onnx");
+        let nodes = model.graph.as_ref().map_or(0, |g| g.node.len());
+        for n in 0..nodes {
+            let node = &model.graph.as_ref().expect("graph").node[n];
+            if node.domain != "ai.onnx.ml" {
+                continue;
+            }
+            for a in 0..node.attribute.len() {
+                for (what, mutate) in &mutations {
+                    let mut broken = model.clone();
+                    let attribute = &mut broken.graph.as_mut().expect("graph").node[n].attribute[a];
+                    let attribute_name = attribute.name.clone();
+                    mutate(attribute);
+                    let broken = broken.encode_to_vec();
+                    tried += 1;
+                    let outcome = std::panic::catch_unwind(|| {
+                        if let Ok(runtime) = Runtime::load(&broken, &entry.score_output, features) {
+                            let _ = runtime.run(&row, features);
+                        }
+                    });
+                    if outcome.is_err() {
+                        panics.push(format!("{name}: {attribute_name} {what}"));
+                    }
+                }
+            }
+        }
+    }
+    assert!(tried > 1000, "only {tried} mutations");
+    assert!(panics.is_empty(), "panicked on:\n{}", panics.join("\n"));
+}

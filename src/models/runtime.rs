@@ -53,12 +53,24 @@ impl Runtime {
             }
             return Ok(Runtime::Trees(Box::new(trees)));
         }
+        let uses_onnx_ml = proto
+            .graph
+            .iter()
+            .flat_map(|g| &g.node)
+            .any(|n| n.domain == onnx_ml::ML_DOMAIN);
         let native = match onnx_ml::Graph::load(&proto, scores_output, features) {
             Ok(graph) if graph.uses_onnx_ml() => return Ok(Runtime::Graph(Box::new(graph))),
+            // A malformed ONNX-ML node is not handed on: tract's ML operators assert, and
+            // index unchecked, on attributes that do not add up.
+            Err(NotRunnable::Invalid(message)) if uses_onnx_ml => return Err(message),
             other => other,
         };
-        // Standard operators only, or operators the executor lacks: tract first.
-        let tract = Self::tract_from_proto(&onnx, &proto, scores_output, features);
+        // Standard operators only, or operators the executor lacks: tract first. tract is
+        // third-party code reading an untrusted file: a panic in it is a refusal.
+        let tract = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Self::tract_from_proto(&onnx, &proto, scores_output, features)
+        }))
+        .unwrap_or_else(|_| Err("tract panicked on this graph".into()));
         match (native, tract) {
             (_, Ok(tract)) => Ok(tract),
             (Ok(graph), Err(_)) => Ok(Runtime::Graph(Box::new(graph))),

@@ -25,7 +25,7 @@ use tract_onnx::pb;
 use plan::{Plan, Refusal, Source};
 use tensor::Tensor;
 
-pub use kernels::supported as supported_operators;
+pub use kernels::{supported as supported_operators, ML_DOMAIN};
 
 /// A planned graph; immutable, so one instance serves concurrent requests.
 pub struct Graph {

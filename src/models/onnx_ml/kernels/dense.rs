@@ -30,6 +30,9 @@ fn columns(b: &Tensor, transposed: bool) -> Result<(Vec<f64>, usize, usize), Str
             b.shape
         ));
     };
+    if rows == 0 || cols == 0 {
+        return Err(format!("the weights have an empty shape {:?}", b.shape));
+    }
     if transposed {
         return Ok((b.data.clone(), cols, rows));
     }
@@ -67,6 +70,9 @@ pub(super) fn gemm(ctx: &NodeCtx<'_>) -> Result<Box<dyn Kernel>, String> {
         Some(name) if !name.is_empty() => Some(ctx.const_input(2, "bias")?.clone()),
         _ => None,
     };
+    if bias.as_ref().is_some_and(|b| b.data.is_empty()) {
+        return Err("the bias is empty".into());
+    }
     Ok(Box::new(Affine {
         columns,
         k,
