@@ -126,7 +126,7 @@ pub(crate) fn tensor_values(
     }
 }
 
-/// The values of a float, double, int32, int64 or bool tensor, widened to f64 (exact for
+/// The values of a float, double, int32, int64, uint8 or bool tensor, widened to f64 (exact for
 /// every integer a tabular graph holds: below 2^53).
 pub(crate) fn numeric_values(
     name: &'static str,
