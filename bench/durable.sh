@@ -44,17 +44,11 @@ stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
 out="bench/results/durable-$stamp.json"
 python3 - "$bench_work" "$out" "$duration" "$rounds" <<'PY'
 import json, os, platform, statistics, sys
+sys.path.insert(0, "bench")
+from wrk_result import summary
 work, out, duration, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 def run(name):
-    text = open(os.path.join(work, f"{name}.wrk")).read()
-    r = json.loads(next(l for l in text.splitlines() if l.startswith("RESULT ")).removeprefix("RESULT "))
-    return {
-        "requests_per_s": round(r["requests"] / (r["duration_us"] / 1e6), 1),
-        "p50_ms": round(r["p50_us"] / 1000, 3),
-        "p99_ms": round(r["p99_us"] / 1000, 3),
-        "non_2xx": r["non_2xx"],
-        "socket_errors": r["socket_errors"],
-    }
+    return summary(open(os.path.join(work, f"{name}.wrk")).read())
 runs = {f"{side}-{i}": run(f"{side}-{i}") for i in range(1, rounds + 1) for side in ("before", "after")}
 def median(side, field):
     return statistics.median(runs[f"{side}-{i}"][field] for i in range(1, rounds + 1))

@@ -42,24 +42,19 @@ stamp=$(date -u +%Y-%m-%dT%H%M%SZ)
 out="bench/results/logging-$stamp.json"
 python3 - "$bench_work" "$out" "$duration" <<'PY'
 import json, os, platform, sys
+sys.path.insert(0, "bench")
+from wrk_result import summary
 work, out, duration = sys.argv[1:]
 def read(access, ext):
     return open(os.path.join(work, f"{access}.{ext}")).read().strip()
 runs = {}
 for access in ("off", "errors", "all"):
-    line = next(l for l in read(access, "wrk").splitlines() if l.startswith("RESULT "))
-    r = json.loads(line.removeprefix("RESULT "))
+    run = summary(read(access, "wrk"))
     log_bytes = int(read(access, "log_bytes"))
     runs[access] = {
-        "requests_per_s": round(r["requests"] / (r["duration_us"] / 1e6), 1),
-        "p50_ms": round(r["p50_us"] / 1000, 3),
-        "p99_ms": round(r["p99_us"] / 1000, 3),
-        "max_ms": round(r["max_us"] / 1000, 3),
-        "requests": r["requests"],
-        "non_2xx": r["non_2xx"],
-        "socket_errors": r["socket_errors"],
+        **run,
         "log_bytes": log_bytes,
-        "log_bytes_per_request": round(log_bytes / max(r["requests"], 1), 1),
+        "log_bytes_per_request": round(log_bytes / max(run["requests"], 1), 1),
         "log_lines_dropped": int(float(read(access, "dropped") or 0)),
     }
 off = runs["off"]["requests_per_s"]
