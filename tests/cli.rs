@@ -30,6 +30,14 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Runs `args`, which must exit 2; returns what it printed on stderr.
+fn usage_error(dir: &Path, args: &[&str]) -> String {
+    let output = run(dir, &[], args);
+    let err = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{args:?}: {err}");
+    err
+}
+
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
@@ -336,14 +344,8 @@ fn keys_limited_to_models_are_created_and_listed() {
         &["keys", "create", "--name", "x", "--models", "21,21"][..],
         &["keys", "create", "--name", "x", "--models", ""][..],
     ] {
-        let output = run(dir.path(), &[], args);
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            stderr(&output)
-        );
-        assert!(stderr(&output).contains("--models"), "{}", stderr(&output));
+        let err = usage_error(dir.path(), args);
+        assert!(err.contains("--models"), "{err}");
     }
     let help = stdout(&run(dir.path(), &[], &["keys", "create", "--help"]));
     assert!(help.contains("--models"), "{help}");
@@ -371,14 +373,8 @@ fn prepaid_keys_are_created_and_topped_up() {
         &["keys", "topup", id, "lots"][..],
         &["keys", "create", "--name", "x", "--credits", "-1"][..],
     ] {
-        let output = run(dir.path(), &[], args);
-        assert_eq!(
-            output.status.code(),
-            Some(2),
-            "{args:?}: {}",
-            stderr(&output)
-        );
-        assert!(!stderr(&output).contains("panicked"));
+        let err = usage_error(dir.path(), args);
+        assert!(!err.contains("panicked"));
     }
 }
 

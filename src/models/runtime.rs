@@ -53,32 +53,51 @@ impl Runtime {
             }
             return Ok(Runtime::Trees(Box::new(trees)));
         }
+        Self::native_or_tract(&onnx, &proto, scores_output, features)
+    }
+
+    /// A graph that is not a lone tree node: the executor when it runs ONNX-ML operators,
+    /// tract first otherwise, each the other's fallback.
+    fn native_or_tract(
+        onnx: &tract_onnx::Onnx,
+        proto: &tract_onnx::pb::ModelProto,
+        scores_output: &str,
+        features: usize,
+    ) -> Result<Runtime, String> {
+        let plan = || onnx_ml::Graph::load(proto, scores_output, features);
         let uses_onnx_ml = proto
             .graph
             .iter()
             .flat_map(|g| &g.node)
             .any(|n| n.domain == onnx_ml::ML_DOMAIN);
-        let native = match onnx_ml::Graph::load(&proto, scores_output, features) {
-            Ok(graph) if graph.uses_onnx_ml() => return Ok(Runtime::Graph(Box::new(graph))),
-            // A malformed ONNX-ML node is not handed on: tract's ML operators assert, and
-            // index unchecked, on attributes that do not add up.
-            Err(NotRunnable::Invalid(message)) if uses_onnx_ml => return Err(message),
-            other => other,
-        };
-        // Standard operators only, or operators the executor lacks: tract first. tract is
-        // third-party code reading an untrusted file: a panic in it is a refusal.
-        let tract = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            Self::tract_from_proto(&onnx, &proto, scores_output, features)
-        }))
-        .unwrap_or_else(|_| Err("tract panicked on this graph".into()));
-        match (native, tract) {
-            (_, Ok(tract)) => Ok(tract),
-            (Ok(graph), Err(_)) => Ok(Runtime::Graph(Box::new(graph))),
-            (Err(NotRunnable::Invalid(message)), Err(e)) => {
-                Err(format!("{message} (and tract cannot load it either: {e})"))
+        // A graph of standard operators only is planned natively only if tract fails on it.
+        let planned = if uses_onnx_ml {
+            match plan() {
+                Ok(graph) if graph.uses_onnx_ml() => return Ok(Runtime::Graph(Box::new(graph))),
+                // A malformed ONNX-ML node is not handed on: tract's ML operators assert,
+                // and index unchecked, on attributes that do not add up.
+                Err(NotRunnable::Invalid(message)) => return Err(message),
+                other => Some(other),
             }
-            (Err(NotRunnable::Unsupported(ops)), Err(e)) => {
-                Err(unsupported_everywhere(&onnx, &ops, &e))
+        } else {
+            None
+        };
+        // tract is third-party code reading an untrusted file: a panic in it is a refusal.
+        let tract = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            Self::tract_from_proto(onnx, proto, scores_output, features)
+        }));
+        let tract_error = match tract {
+            Ok(Ok(runtime)) => return Ok(runtime),
+            Ok(Err(e)) => e,
+            Err(_) => "tract panicked on this graph".into(),
+        };
+        match planned.unwrap_or_else(plan) {
+            Ok(graph) => Ok(Runtime::Graph(Box::new(graph))),
+            Err(NotRunnable::Invalid(message)) => Err(format!(
+                "{message} (and tract cannot load it either: {tract_error})"
+            )),
+            Err(NotRunnable::Unsupported(ops)) => {
+                Err(unsupported_everywhere(onnx, &ops, &tract_error))
             }
         }
     }

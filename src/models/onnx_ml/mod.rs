@@ -82,7 +82,7 @@ impl Graph {
     /// network) is better served by tract's vectorised kernels.
     pub fn uses_onnx_ml(&self) -> bool {
         let ml = format!("{}:", kernels::ML_DOMAIN);
-        self.plan.operators.iter().any(|op| op.starts_with(&ml))
+        self.operators().iter().any(|op| op.starts_with(&ml))
     }
 
     /// Scores for `rows.len() / features` rows, flattened row by row.
