@@ -16,6 +16,7 @@ pub mod redis;
 pub mod resilience;
 pub mod store;
 pub mod telemetry;
+pub mod v2;
 pub mod vocabulary;
 
 /// mimalloc instead of glibc's allocator: requests allocate and free on different worker

@@ -77,6 +77,10 @@ catalogue! {
         "Rate-limit decisions made locally because Redis could not answer, by `reason` (open, timeout, error).";
     INFERENCE_DURATION: Histogram in Seconds = "modelgate_inference_duration_seconds",
         "Time in the runtime (native evaluator or tract) per prediction call, by `model`.";
+    INFERENCE_REQUESTS: Counter = "modelgate_inference_requests_total",
+        "Predictions that reached a model, by `model`, `version`, `protocol` (v1, v2_http, v2_grpc) and `outcome` (ok, or the error code the client got).";
+    INFERENCE_ROWS: Counter = "modelgate_inference_rows_total",
+        "Rows scored by successful predictions, by `model`, `version` and `protocol`.";
     MODEL_VERSION_INFO: Gauge = "modelgate_model_version_info",
         "1 for the version of each `model` that serves (with its `version` and `source`: folder or mlflow), 0 for one it replaced.";
     MODEL_SWAPS: Counter = "modelgate_model_swaps_total",

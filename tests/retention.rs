@@ -31,6 +31,7 @@ async fn old_record(store: &Store, api_key_id: &str, created_at: DateTime<Utc>) 
         truncated: false,
         latency_ms: 1.0,
         status: "ok",
+        protocol: "v1",
         created_at,
     };
     store.insert_inference_logs(&[row]).await.expect("insert");
@@ -132,6 +133,7 @@ async fn sqlite_prunes_rows_past_the_window_and_keeps_the_rest() {
                 truncated: false,
                 latency_ms: 1.0,
                 status: "ok",
+                protocol: "v1",
                 created_at: at,
             })
             .collect();
@@ -286,6 +288,7 @@ async fn postgres_partitions_an_existing_table_without_losing_rows() {
         truncated: false,
         latency_ms: 1.0,
         status: "ok",
+        protocol: "v1",
         created_at: now,
     };
     app.store

@@ -61,6 +61,7 @@ fn row(record: &Record) -> InferenceLogRow<'_> {
         truncated: record.truncated,
         latency_ms: record.latency_ms,
         status: record.status.as_str(),
+        protocol: record.protocol.as_str(),
         created_at: record.created_at,
     }
 }

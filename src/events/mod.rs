@@ -32,7 +32,7 @@ use outbox::{Batch, Budget, Outbox, OutboxError};
 pub use intake::NotKept;
 
 pub use database::DatabaseSink;
-pub use record::{Payload, Record, RecordStatus};
+pub use record::{Payload, Protocol, Record, RecordStatus};
 pub use sink::{Sink, SinkError};
 pub use stream::StreamSink;
 pub use usage::UsageSink;
@@ -47,6 +47,7 @@ pub struct Prediction<'a> {
     pub outputs: &'a serde_json::Value,
     pub latency_ms: f64,
     pub status: RecordStatus,
+    pub protocol: Protocol,
 }
 
 struct Inner {
@@ -152,6 +153,7 @@ impl Events {
                 truncated: inputs_cut || outputs_cut,
                 latency_ms: prediction.latency_ms,
                 status: prediction.status,
+                protocol: prediction.protocol,
                 created_at: chrono::Utc::now(),
             })
             .await

@@ -27,7 +27,35 @@ pub struct Record {
     pub latency_ms: f64,
     /// `ok`, or the problem code the client got (`validation_failed`, `inference_failed`).
     pub status: RecordStatus,
+    /// The protocol the prediction came in by; records written before protocols were
+    /// recorded were all `/api/v1`.
+    #[serde(default)]
+    pub protocol: Protocol,
     pub created_at: DateTime<Utc>,
+}
+
+/// The front end a prediction came in by. The strings are part of the record's contract
+/// (docs/events.md) and label the inference metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    /// modelgate's own JSON, `/api/v1`.
+    #[default]
+    V1,
+    /// The Open Inference Protocol over REST, `/v2`.
+    V2Http,
+    /// The Open Inference Protocol over gRPC.
+    V2Grpc,
+}
+
+impl Protocol {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Protocol::V1 => "v1",
+            Protocol::V2Http => "v2_http",
+            Protocol::V2Grpc => "v2_grpc",
+        }
+    }
 }
 
 /// How a prediction that reached the model ended, as written to the log and the stream.
@@ -124,6 +152,7 @@ pub(crate) fn sample(seq: u64) -> Record {
         truncated: false,
         latency_ms: 0.1,
         status: RecordStatus::Ok,
+        protocol: Protocol::V1,
         created_at: Utc::now(),
     }
 }
@@ -160,6 +189,18 @@ mod tests {
             let back: RecordStatus = serde_json::from_value(json).expect("deserializes");
             assert_eq!(back, status);
         }
+    }
+
+    #[test]
+    fn a_record_from_before_protocols_reads_as_v1() {
+        let mut json: Value = serde_json::from_slice(&sample(1).to_json()).expect("json");
+        json.as_object_mut().expect("object").remove("protocol");
+        let old = Record::from_json(json.to_string().as_bytes()).expect("reads");
+        assert_eq!(old.protocol, Protocol::V1);
+        let mut grpc = sample(2);
+        grpc.protocol = Protocol::V2Grpc;
+        let json: Value = serde_json::from_slice(&grpc.to_json()).expect("json");
+        assert_eq!(json["protocol"], "v2_grpc");
     }
 
     #[test]

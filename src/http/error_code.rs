@@ -77,6 +77,9 @@ error_codes! {
     UnsupportedContentEncoding => "unsupported_content_encoding",
     /// 431: the request's headers add up to more than 16 KiB.
     HeadersTooLarge => "headers_too_large",
+    /// 400: a `/v2` input tensor's name, datatype, shape or size is wrong, a required input
+    /// is missing, an output is unknown, or the batch is too large.
+    InvalidTensor => "invalid_tensor",
     /// 422: the body is not JSON.
     InvalidJson => "invalid_json",
     /// 422: the body is JSON but a field is missing or wrong; `errors` names each.

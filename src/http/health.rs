@@ -48,10 +48,10 @@ pub async fn live() -> Json<ProbeBody> {
     })
 }
 
-/// 503 while a model that must serve has no loaded version, while unhealthy, or while
-/// draining: a degraded instance still serves.
-pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ProbeBody>) {
-    let reason = if state.lifecycle.is_draining() {
+/// Why the instance should get no traffic now, if it should not: the answer of every
+/// readiness probe (`/health/ready`, `/v2/health/ready`, gRPC `ServerReady`).
+pub fn not_ready(state: &AppState) -> Option<String> {
+    if state.lifecycle.is_draining() {
         Some("shutting down".to_string())
     } else if let Err(reason) = state.models.readiness() {
         Some(reason)
@@ -59,7 +59,13 @@ pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ProbeBody
         Some("unhealthy: see /health".to_string())
     } else {
         None
-    };
+    }
+}
+
+/// 503 while a model that must serve has no loaded version, while unhealthy, or while
+/// draining: a degraded instance still serves.
+pub async fn ready(State(state): State<AppState>) -> (StatusCode, Json<ProbeBody>) {
+    let reason = not_ready(&state);
     let (code, status) = match reason {
         None => (StatusCode::OK, ProbeStatus::Ready),
         Some(_) => (StatusCode::SERVICE_UNAVAILABLE, ProbeStatus::NotReady),

@@ -1,6 +1,7 @@
 //! JSON request bodies with problem+json rejections (413, 415, 422 naming the field).
 
-use axum::extract::rejection::JsonRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
 use axum::Json;
@@ -15,6 +16,29 @@ use crate::models::FieldError;
 pub struct JsonBody<T>(pub T);
 
 fn rejection(err: JsonRejection) -> ApiError {
+    match err {
+        JsonRejection::BytesRejection(err) => unread(err),
+        err if err.status() == StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ErrorCode::UnsupportedMediaType,
+            "Unsupported media type",
+            "Send the body as JSON with `Content-Type: application/json`.",
+        ),
+        err => not_json(err.body_text()),
+    }
+}
+
+fn not_json(reason: impl std::fmt::Display) -> ApiError {
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::InvalidJson,
+        "Malformed JSON",
+        format!("The body is not valid JSON: {reason}"),
+    )
+}
+
+/// Why a body could not be read at all: too slow, too large, or not decodable.
+fn unread(err: BytesRejection) -> ApiError {
     if super::server::body::is_timeout(&err) {
         return ApiError::new(
             StatusCode::REQUEST_TIMEOUT,
@@ -23,38 +47,23 @@ fn rejection(err: JsonRejection) -> ApiError {
             "The request body did not arrive within the request deadline.",
         );
     }
-    match err.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+    if err.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        return ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             ErrorCode::PayloadTooLarge,
             "Payload too large",
             "The request body is larger than this server accepts.",
-        ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ErrorCode::UnsupportedMediaType,
-            "Unsupported media type",
-            "Send the body as JSON with `Content-Type: application/json`.",
-        ),
-        // The body could not be read to the end: not valid data for its Content-Encoding
-        // (a well-formed JSON body that merely has the wrong shape is a 422 below).
-        _ if matches!(err, JsonRejection::BytesRejection(_)) => ApiError::new(
-            StatusCode::BAD_REQUEST,
-            ErrorCode::UnreadableBody,
-            "Unreadable body",
-            "The request body could not be read; if it is compressed, it is not valid data \
-             for its Content-Encoding.",
-        ),
-        _ => ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            ErrorCode::InvalidJson,
-            "Malformed JSON",
-            format!("The body is not valid JSON: {}", err.body_text()),
-        ),
+        );
     }
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::UnreadableBody,
+        "Unreadable body",
+        "The request body could not be read; if it is compressed, it is not valid data \
+         for its Content-Encoding.",
+    )
 }
 
-/// Maps a deserialization error to the field it concerns.
 fn field_error(err: serde_path_to_error::Error<serde_json::Error>) -> FieldError {
     let path = err.path().to_string();
     let message = err.inner().to_string();
@@ -91,6 +100,33 @@ where
         let Json(value) = Json::<Value>::from_request(request, state)
             .await
             .map_err(rejection)?;
+        typed(value).map(JsonBody)
+    }
+}
+
+/// A body that may carry more than JSON (the `/v2` binary tensor extension), read under the
+/// same limits and answered the same way when it cannot be read.
+pub struct RawBody(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(request, state)
+            .await
+            .map(RawBody)
+            .map_err(unread)
+    }
+}
+
+/// `T` from JSON text, with the answers [`JsonBody`] gives.
+pub fn parse<T: DeserializeOwned>(text: &[u8]) -> Result<T, ApiError> {
+    let value: Value = serde_json::from_slice(text).map_err(not_json)?;
+    typed(value)
+}
+
+fn typed<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    {
         if !value.is_object() {
             return Err(ApiError::validation(vec![FieldError {
                 field: "body".into(),
@@ -98,7 +134,6 @@ where
             }]));
         }
         serde_path_to_error::deserialize(value)
-            .map(JsonBody)
             .map_err(|e| ApiError::validation(vec![field_error(e)]))
     }
 }

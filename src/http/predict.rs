@@ -16,8 +16,9 @@ use super::path_id::PathId;
 use super::problem::{quoted, ApiError, ErrorCode};
 use super::AppState;
 use crate::auth::Principal;
-use crate::events::{Prediction, RecordStatus};
-use crate::models::{Model, PredictError, Unavailable};
+use super::scoring;
+use crate::events::Protocol;
+use crate::models::{Model, Unavailable};
 
 pub const API_VERSION: &str = "1.0";
 
@@ -128,62 +129,26 @@ async fn score(
     request: PredictRequest,
     started: Instant,
 ) -> Result<Json<PredictResponse>, ApiError> {
-    let charge = super::credits::charge(&state, &principal).await?;
-    let inputs = request.inputs;
-    let (inputs, predicted) = if model.may_block() {
-        let model = model.clone();
-        tokio::task::spawn_blocking(move || {
-            let predicted = model.predict(&inputs);
-            (inputs, predicted)
-        })
-        .await
-        .map_err(|_| ApiError::internal("The model could not score this request."))?
-    } else {
-        let predicted = model.predict(&inputs);
-        (inputs, predicted)
-    };
-    let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
-    let inference_log_id = Uuid::now_v7();
-    let (outputs, status) = match predicted {
-        Ok(predictions) => (Ok(predictions.into_json()), RecordStatus::Ok),
-        Err(err @ PredictError::Invalid(_)) => (Err(err), RecordStatus::ValidationFailed),
-        Err(err @ PredictError::Inference(_)) => (Err(err), RecordStatus::InferenceFailed),
-    };
-    // In the journal (one write shared with concurrent requests) before the answer, so the id
-    // the client gets survives a crash; a record that could not be kept gets no id.
-    let recorded = state
-        .events
-        .record(Prediction {
-            id: inference_log_id,
-            api_key_id: &principal.key_id,
-            model_id: model.id(),
-            model_version: &model.version().version,
-            inputs: &inputs,
-            outputs: outputs.as_ref().unwrap_or(&Value::Null),
-            latency_ms,
-            status,
-        })
-        .await;
-    let inference_log_id = recorded.is_ok().then_some(inference_log_id);
-    // A failed prediction drops its charge, which gives the credit back.
-    let predictions = outputs?;
-    let credits_remaining = charge.map(|charge| {
-        let remaining = charge.remaining;
-        charge.keep();
-        remaining
-    });
-    tracing::debug!(model = %model.id(), latency_ms, "predicted");
+    let scored = scoring::score(
+        &state,
+        &model,
+        &principal,
+        request.inputs,
+        Protocol::V1,
+        started,
+    )
+    .await?;
     Ok(Json(PredictResponse {
         model_id: model.id().to_string(),
-        predictions,
+        predictions: scored.predictions,
         metadata: PredictMetadata {
             api_version: API_VERSION,
             model_version: model.version().version.clone(),
             api_key_id: principal.key_id.clone(),
-            latency_ms,
-            credits_remaining,
+            latency_ms: scored.latency_ms,
+            credits_remaining: scored.credits_remaining,
         },
         timestamp: Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true),
-        inference_log_id,
+        inference_log_id: scored.inference_log_id,
     }))
 }

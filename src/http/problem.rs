@@ -73,6 +73,13 @@ pub struct ProblemBody<'a> {
     errors: &'a [FieldError],
 }
 
+/// The Open Inference Protocol's error body, with the same stable `code`.
+#[derive(Debug, Serialize)]
+pub struct V2ErrorBody {
+    error: String,
+    code: ErrorCode,
+}
+
 impl ApiError {
     pub fn new(
         status: StatusCode,
@@ -173,6 +180,44 @@ impl ApiError {
             header::RETRY_AFTER,
             HeaderValue::from(seconds_rounded_up(retry_after).max(1)),
         )
+    }
+
+    /// 400 `invalid_tensor`: what is wrong with a `/v2` request's tensors.
+    pub fn invalid_tensor(detail: impl Into<String>) -> Self {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            ErrorCode::InvalidTensor,
+            "Invalid tensor",
+            detail,
+        )
+    }
+
+    /// The status under the Open Inference Protocol, which answers every bad request 400
+    /// (where `/api/v1` tells a body that is not JSON or not valid by 422).
+    pub fn v2_status(&self) -> StatusCode {
+        match self.status {
+            StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+            other => other,
+        }
+    }
+
+    /// The Open Inference Protocol's body, whose `error` is one string: the detail, or each
+    /// field error when there are several.
+    pub fn v2_body(&self) -> V2ErrorBody {
+        let error = match self.errors.as_slice() {
+            [] | [_] => self.detail.clone(),
+            many => {
+                let each: Vec<String> = many
+                    .iter()
+                    .map(|e| format!("{} {}", e.field, e.message))
+                    .collect();
+                clip_to(each.join("; "), DETAIL_CHARS)
+            }
+        };
+        V2ErrorBody {
+            error,
+            code: self.code,
+        }
     }
 
     /// The body, completed with the request's id.

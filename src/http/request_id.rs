@@ -34,6 +34,7 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
         .filter(|v| sane(v))
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::now_v7().to_string());
+    let v2 = crate::http::v2::is_v2_path(request.uri().path());
     request.extensions_mut().insert(RequestId(id.clone()));
     // Every line logged while serving the request names it, and its key once authenticated
     // (`authn` records `key_id`). Two fields only: a span is formatted on every request.
@@ -41,12 +42,18 @@ pub async fn middleware(mut request: Request, next: Next) -> Response {
     let mut response = next.run(request).instrument(span).await;
     if let Some(problem) = response.extensions_mut().remove::<ApiError>() {
         // A struct of strings and numbers always serializes.
-        let body = serde_json::to_vec(&problem.body(&id)).unwrap_or_default();
-        *response.body_mut() = Body::from(body);
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
+        let (body, media_type) = if v2 {
+            *response.status_mut() = problem.v2_status();
+            let body = serde_json::to_vec(&problem.v2_body());
+            (body, "application/json")
+        } else {
+            let body = serde_json::to_vec(&problem.body(&id));
+            (body, "application/problem+json")
+        };
+        *response.body_mut() = Body::from(body.unwrap_or_default());
+        response
+            .headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(media_type));
         response.headers_mut().remove(header::CONTENT_LENGTH);
     }
     if let Ok(value) = HeaderValue::from_str(&id) {

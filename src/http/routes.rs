@@ -8,7 +8,9 @@ use axum::middleware::{from_fn, from_fn_with_state, Next};
 use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 
-use super::{authn, health, keys, models, outcomes, predict, ratelimit, reload, status, AppState};
+use super::{
+    authn, health, keys, models, outcomes, predict, ratelimit, reload, status, v2, AppState,
+};
 use crate::auth::Scope;
 use crate::config::StatusConfig;
 
@@ -150,6 +152,41 @@ pub const ROUTES: &[Route] = &[
     }),
     Route::new("/api/v1/keys/{id}", ADMIN, |_| delete(keys::revoke)),
     Route::new("/api/v1/keys/{id}/topup", ADMIN, |_| post(keys::topup)),
+    // The Open Inference Protocol (V2): the same layers as /api/v1, errors in its own shape.
+    Route::new("/v2", PREDICT, |_| get(v2::server)),
+    Route::new("/v2/health/live", Access::Public, |_| get(health::live))
+        .uncounted()
+        .cached(Caching::NoStore)
+        .on_admin(),
+    Route::new("/v2/health/ready", Access::Public, |_| get(health::ready))
+        .uncounted()
+        .cached(Caching::NoStore)
+        .on_admin(),
+    Route::new("/v2/models/{id}", PREDICT, |_| get(v2::model))
+        .cached(Caching::Revalidate)
+        .per_model(),
+    Route::new("/v2/models/{id}/versions/{version}", PREDICT, |_| {
+        get(v2::model_version)
+    })
+    .cached(Caching::Revalidate)
+    .per_model(),
+    Route::new("/v2/models/{id}/ready", PREDICT, |_| get(v2::model_ready))
+        .cached(Caching::NoStore)
+        .per_model(),
+    Route::new("/v2/models/{id}/versions/{version}/ready", PREDICT, |_| {
+        get(v2::model_version_ready)
+    })
+    .cached(Caching::NoStore)
+    .per_model(),
+    Route::new("/v2/models/{id}/infer", PREDICT, |state| {
+        post(v2::infer).route_layer(from_fn_with_state(state.clone(), ratelimit::enforce))
+    })
+    .per_model(),
+    Route::new("/v2/models/{id}/versions/{version}/infer", PREDICT, |state| {
+        post(v2::infer_version)
+            .route_layer(from_fn_with_state(state.clone(), ratelimit::enforce))
+    })
+    .per_model(),
     Route::new("/health", Access::Public, |_| get(health::health))
         .uncounted()
         .cached(Caching::NoStore)
@@ -277,7 +314,8 @@ mod tests {
     #[test]
     fn every_model_route_checks_the_key_s_models() {
         for route in ROUTES {
-            let names_a_model = route.path.starts_with("/api/v1/models/{id}");
+            let names_a_model = route.path.starts_with("/api/v1/models/{id}")
+                || route.path.starts_with("/v2/models/{id}");
             assert_eq!(route.per_model, names_a_model, "{}", route.path);
         }
     }

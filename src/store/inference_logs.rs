@@ -24,10 +24,12 @@ pub struct InferenceLogRow<'a> {
     pub truncated: bool,
     pub latency_ms: f64,
     pub status: &'a str,
+    /// The front end it came in by (`v1`, `v2_http`, `v2_grpc`).
+    pub protocol: &'a str,
     pub created_at: DateTime<Utc>,
 }
 
-const COLUMNS: usize = 12;
+const COLUMNS: usize = 13;
 
 /// One placeholder group per record: `($1, …, $12), ($13, …)` for PostgreSQL; `(?, …)` for
 /// SQLite, because SQLite looks a numbered parameter's name up by a linear scan each time
@@ -59,7 +61,7 @@ fn insert_sql(backend: Backend, rows: usize) -> Cow<'static, str> {
     let build = || {
         format!(
             "INSERT INTO inference_logs (id, instance, seq, api_key_id, model_id, \
-             model_version, inputs, outputs, truncated, latency_ms, status, created_at) \
+             model_version, inputs, outputs, truncated, latency_ms, status, protocol, created_at) \
              VALUES {} ON CONFLICT DO NOTHING",
             placeholders(backend, rows)
         )
@@ -115,6 +117,7 @@ async fn insert_on(
                 .bind(i32::from(row.truncated))
                 .bind(row.latency_ms)
                 .bind(row.status)
+                .bind(row.protocol)
                 .bind(row.created_at.timestamp_millis());
         }
         query.execute(&mut *transaction).await?;
