@@ -4,6 +4,7 @@
 
 bench_port=${BENCH_PORT:-18080}
 bench_url="http://127.0.0.1:$bench_port"
+bench_grpc_port=${BENCH_GRPC_PORT:-18081}
 bench_bin="${CARGO_TARGET_DIR:-target}/release/modelgate"
 # One Model 21 row with every input set: the single-row prediction the benchmarks measure.
 export BENCH_BODY='{"inputs": {"company_size": 250, "engagement_score": 85, "website_visits": 30, "email_opens": 20, "content_downloads": 6, "demo_requested": true, "budget_confirmed": true, "industry": "Technology", "decision_timeline": "Q1 2025", "title": "VP of Sales"}}'
@@ -24,6 +25,7 @@ bench_use_store() {
   export MODELGATE_DATABASE_URL="sqlite://$bench_work/$1.db"
   export MODELGATE_EVENTS_OUTBOX_DIR="$bench_work/$1-outbox"
   export MODELGATE_LISTEN="127.0.0.1:$bench_port"
+  export MODELGATE_GRPC_LISTEN="127.0.0.1:$bench_grpc_port"
 }
 
 # Prints a new key with the predict scope.

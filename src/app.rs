@@ -56,6 +56,8 @@ pub struct App {
     listener: TcpListener,
     /// `server.admin_listen`'s listener, when set.
     admin: Option<TcpListener>,
+    /// `grpc_listen`'s listener, unless gRPC is off.
+    grpc: Option<TcpListener>,
     /// Most connections open at once on `listener`.
     max_connections: usize,
     state: AppState,
@@ -77,10 +79,15 @@ impl App {
             Some(addr) => Some(bind(addr).await?),
             None => None,
         };
+        let grpc = match config.grpc_listen.0 {
+            Some(addr) => Some(bind(addr).await?),
+            None => None,
+        };
         tracing::info!(
             max_connections,
             fd_limit,
             admin_listen = ?admin.as_ref().and_then(|l| l.local_addr().ok()),
+            grpc_listen = ?grpc.as_ref().and_then(|l| l.local_addr().ok()),
             "connections on {} capped at max_connections",
             config.listen
         );
@@ -137,6 +144,7 @@ impl App {
         Ok(App {
             listener,
             admin,
+            grpc,
             max_connections,
             state,
         })
@@ -154,6 +162,11 @@ impl App {
         self.admin.as_ref().and_then(|l| l.local_addr().ok())
     }
 
+    /// The gRPC listener's bound address, unless gRPC is off.
+    pub fn grpc_addr(&self) -> Option<SocketAddr> {
+        self.grpc.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     pub fn state(&self) -> &AppState {
         &self.state
     }
@@ -167,6 +180,7 @@ impl App {
         let App {
             listener,
             admin,
+            grpc,
             max_connections,
             state,
         } = self;
@@ -199,9 +213,10 @@ impl App {
             idle: state.config.server.idle_timeout,
             body: state.config.http.request_deadline,
         };
+        let public_limit = server::ConnectionLimit::new(max_connections, true);
         let public = server::Listener::new(
             listener,
-            max_connections,
+            public_limit.clone(),
             timeouts,
             http::router(state.clone()),
             true,
@@ -209,11 +224,16 @@ impl App {
         let admin = admin.map(|admin| {
             server::Listener::new(
                 admin,
-                ADMIN_CONNECTIONS,
+                server::ConnectionLimit::new(ADMIN_CONNECTIONS, false),
                 timeouts,
                 http::admin_router(state.clone()),
                 false,
             )
+        });
+        let grpc = grpc.map(|grpc| {
+            let (router, follow_readiness) = crate::grpc::router(&state);
+            let listener = server::Listener::new(grpc, public_limit, timeouts, router, true);
+            (listener, follow_readiness)
         });
         let (stopping_tx, stopping_rx) = tokio::sync::watch::channel(false);
         let signal = async move {
@@ -232,7 +252,20 @@ impl App {
                     admin.serve(stopped(stopping_rx.clone())).await;
                 }
             };
-            tokio::join!(public.serve(stopped(stopping_rx.clone())), admin, signal);
+            let grpc = async {
+                if let Some((grpc, follow_readiness)) = grpc {
+                    tokio::select! {
+                        () = grpc.serve(stopped(stopping_rx.clone())) => {},
+                        () = follow_readiness => {},
+                    }
+                }
+            };
+            tokio::join!(
+                public.serve(stopped(stopping_rx.clone())),
+                admin,
+                grpc,
+                signal
+            );
         };
         let grace_over = async move {
             let stopping = grace_rx.wait_for(|stopping| *stopping).await.is_ok();

@@ -26,6 +26,9 @@ const OPTIONAL_KEYS: &[&str] = &[
     "ratelimit.default",
 ];
 
+/// Settings an empty value turns off (rather than leaving at their default).
+const EMPTY_IS_OFF: &[&str] = &["grpc_listen"];
+
 /// Shorter names for settings, as `(variable, key)`; the `MODELGATE_<SECTION>_<KEY>` name wins.
 const ALIASES: &[(&str, &str)] = &[("MODELGATE_ADMIN_LISTEN", "server.admin_listen")];
 
@@ -161,7 +164,12 @@ pub(super) fn overlay(
         if var.key == "redis.url" {
             continue; // resolved with its compatibility aliases in `redis_url`
         }
-        let set = |name: &str| vars.get(name).filter(|v| !v.trim().is_empty());
+        // An empty value is unset, except where empty is how a setting is turned off.
+        let off_when_empty = EMPTY_IS_OFF.contains(&var.key.as_str());
+        let set = |name: &str| {
+            vars.get(name)
+                .filter(|v| off_when_empty || !v.trim().is_empty())
+        };
         let alias = ALIASES
             .iter()
             .find(|(_, key)| *key == var.key)

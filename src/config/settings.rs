@@ -18,6 +18,8 @@ use crate::vocabulary::RateLimit;
 pub struct Config {
     /// Address the HTTP server binds.
     pub listen: SocketAddr,
+    /// Address the gRPC server (the Open Inference Protocol) binds; empty: no gRPC server.
+    pub grpc_listen: OptionalAddr,
     /// Folder holding one sub-folder per model.
     pub models_dir: PathBuf,
     /// How long in-flight requests may run after SIGTERM/SIGINT.
@@ -425,10 +427,40 @@ impl Default for EventsConfig {
     }
 }
 
+/// An address that may be turned off: written as the address, or as `""` for off (so that
+/// an environment variable can turn off what is on by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalAddr(pub Option<SocketAddr>);
+
+impl Serialize for OptionalAddr {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self.0 {
+            Some(addr) => serializer.collect_str(&addr),
+            None => serializer.serialize_str(""),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for OptionalAddr {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(OptionalAddr(None));
+        }
+        text.parse().map(|addr| OptionalAddr(Some(addr))).map_err(|_| {
+            serde::de::Error::custom(format!(
+                "expected an address such as 127.0.0.1:8081, or \"\" for off, got {text:?}"
+            ))
+        })
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            grpc_listen: OptionalAddr(Some(SocketAddr::from(([127, 0, 0, 1], 8081)))),
             models_dir: PathBuf::from("models"),
             shutdown_grace: Duration::from_secs(10),
             server: ServerConfig::default(),

@@ -114,6 +114,15 @@ impl Config {
                 "expected an address other than listen's, such as 127.0.0.1:9090",
             ),
             (
+                "grpc_listen",
+                self.grpc_listen.0.is_none_or(|grpc| {
+                    grpc.port() == 0
+                        || (grpc != self.listen && Some(grpc) != self.server.admin_listen)
+                }),
+                "expected an address other than listen's and server.admin_listen's, such as \
+                 127.0.0.1:8081, or \"\" for no gRPC server",
+            ),
+            (
                 "http.body_limit_bytes",
                 self.http.body_limit_bytes > 0,
                 "expected a number of bytes of at least 1",

@@ -35,25 +35,35 @@ pub async fn authenticate(
         request.uri().query(),
         state.config.auth.allow_query_key,
     );
-    let principal = match check_key(&state, key, client_ip).await {
-        Ok(principal) => principal,
-        Err(Refusal::Throttled(retry_after)) => {
-            metrics::counter!(crate::metrics::AUTH_FAILURES_THROTTLED).increment(1);
-            return Err(ApiError::too_many_failed_auth(retry_after));
-        }
-        Err(Refusal::Auth(err)) => {
-            if let (AuthError::Invalid, Some(ip)) = (&err, client_ip) {
-                state.failed_auth.failed(ip).await;
-            }
-            return Err(err.into());
-        }
-    };
+    let principal = principal(&state, key, client_ip).await?;
     tracing::Span::current().record("key_id", principal.key_id.as_str());
     request.extensions_mut().insert(Arc::clone(&principal));
     let mut response = next.run(request).await;
     // For the access log, which sees only the response.
     response.extensions_mut().insert(principal);
     Ok(response)
+}
+
+/// Whose `key` it is: the check every front end (REST, gRPC) makes, with the failed-auth
+/// throttle of the client's address.
+pub async fn principal(
+    state: &AppState,
+    key: Result<String, AuthError>,
+    client_ip: Option<IpAddr>,
+) -> Result<Arc<Principal>, ApiError> {
+    match check_key(state, key, client_ip).await {
+        Ok(principal) => Ok(principal),
+        Err(Refusal::Throttled(retry_after)) => {
+            metrics::counter!(crate::metrics::AUTH_FAILURES_THROTTLED).increment(1);
+            Err(ApiError::too_many_failed_auth(retry_after))
+        }
+        Err(Refusal::Auth(err)) => {
+            if let (AuthError::Invalid, Some(ip)) = (&err, client_ip) {
+                state.failed_auth.failed(ip).await;
+            }
+            Err(err.into())
+        }
+    }
 }
 
 enum Refusal {

@@ -2,7 +2,7 @@
 
 mod access_log;
 mod allow;
-mod authn;
+pub mod authn;
 mod caching;
 pub mod client_addr;
 mod compression;
@@ -19,7 +19,7 @@ mod outcomes;
 mod path_id;
 pub mod predict;
 pub mod problem;
-mod ratelimit;
+pub mod ratelimit;
 mod reload;
 pub mod request_id;
 mod routes;

@@ -76,8 +76,8 @@ pub struct ProblemBody<'a> {
 /// The Open Inference Protocol's error body, with the same stable `code`.
 #[derive(Debug, Serialize)]
 pub struct V2ErrorBody {
-    error: String,
-    code: ErrorCode,
+    pub error: String,
+    pub code: ErrorCode,
 }
 
 impl ApiError {
@@ -218,6 +218,15 @@ impl ApiError {
             error,
             code: self.code,
         }
+    }
+
+    /// How long the client should wait before retrying, when the answer says (`Retry-After`).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.headers
+            .iter()
+            .find(|(name, _)| name == header::RETRY_AFTER)
+            .and_then(|(_, value)| value.to_str().ok()?.parse().ok())
+            .map(Duration::from_secs)
     }
 
     /// The body, completed with the request's id.

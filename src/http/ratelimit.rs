@@ -29,12 +29,7 @@ const POLICY_NAME: &str = "default";
 pub async fn enforce(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let principal = request.extensions().get::<Arc<Principal>>().cloned();
     let decision = match principal {
-        Some(principal) => {
-            state
-                .ratelimit
-                .check(&principal.key_id, principal.rate_limit)
-                .await
-        }
+        Some(principal) => decide(&state, &principal).await,
         None => None,
     };
     let Some(decision) = decision else {
@@ -47,6 +42,15 @@ pub async fn enforce(State(state): State<AppState>, request: Request, next: Next
     };
     describe(&decision, response.headers_mut());
     response
+}
+
+/// Whether the key may make one more prediction now; `None` for a key without a limit. The
+/// decision every front end (REST, gRPC) takes.
+pub async fn decide(state: &AppState, principal: &Principal) -> Option<Decision> {
+    state
+        .ratelimit
+        .check(&principal.key_id, principal.rate_limit)
+        .await
 }
 
 /// The quota the decision was made under (the local share while Redis is unavailable), what

@@ -127,6 +127,8 @@ pub fn modelgate_command(dir: &Path) -> std::process::Command {
             format!("sqlite://{}", dir.join("db.sqlite").display()),
         )
         .env("MODELGATE_MODELS_DIR", repo_path("models"))
+        // Tests run in parallel: no fixed gRPC port.
+        .env("MODELGATE_GRPC_LISTEN", "127.0.0.1:0")
         .current_dir(dir);
     command
 }
@@ -139,6 +141,7 @@ pub fn unique_stream() -> String {
 pub fn base_config(db_url: &str) -> Config {
     let mut config = Config {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        grpc_listen: modelgate::config::OptionalAddr(Some(SocketAddr::from(([127, 0, 0, 1], 0)))),
         models_dir: repo_path("models"),
         ..Config::default()
     };
@@ -151,6 +154,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     /// The admin listener's address, when `server.admin_listen` is set.
     pub admin_addr: Option<SocketAddr>,
+    /// The gRPC listener's address, unless `grpc_listen` is off.
+    pub grpc_addr: Option<SocketAddr>,
     pub state: AppState,
     /// The app's database as another process (e.g. `modelgate keys`) sees it: the raw store,
     /// its own pool, no guard. Tests issue and inspect keys through it.
@@ -199,6 +204,7 @@ impl TestApp {
         let app = App::build(config).await.expect("app builds");
         let addr = app.local_addr();
         let admin_addr = app.admin_addr();
+        let grpc_addr = app.grpc_addr();
         let state = app.state().clone();
         let store = Store::open(&base_config(db_url).database)
             .await
@@ -210,6 +216,7 @@ impl TestApp {
         TestApp {
             addr,
             admin_addr,
+            grpc_addr,
             state,
             store,
             client: reqwest::Client::new(),

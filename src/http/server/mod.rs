@@ -1,8 +1,9 @@
-//! The accept loop: HTTP/1 connections with a time limit on every phase and a cap on their
+//! The accept loop: HTTP/1 and h2c connections with a time limit on every phase and a cap on their
 //! number, so that clients holding connections open cannot make the server unreachable.
 //!
 //! - `accept`: accepting through descriptor exhaustion (pause, rate-limited line);
 //! - `limit`: the cap on open connections and the descriptor limit it derives from;
+//! - `preface`: HTTP/1 or HTTP/2 (prior knowledge), told by the first bytes in time;
 //! - `phase`: the header-read and keep-alive idle timeouts (hyper's timer, made ours);
 //! - `body`: the body-read deadline, and `Connection: close` after a body left unread;
 //! - `notice`: rate-limited log lines for per-connection events.
@@ -17,6 +18,7 @@ pub mod body;
 mod limit;
 mod notice;
 mod phase;
+mod preface;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -24,10 +26,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::extract::ConnectInfo;
-use axum::http::{header, HeaderValue, Request};
+use axum::http::{header, HeaderValue, Request, Version};
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulConnection;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tower::ServiceExt;
@@ -65,16 +68,18 @@ pub struct Listener {
 }
 
 impl Listener {
+    /// `limit` may be shared with another listener (the public and gRPC ones share theirs:
+    /// one budget of descriptors).
     pub fn new(
         listener: TcpListener,
-        cap: usize,
+        limit: ConnectionLimit,
         timeouts: Timeouts,
         router: Router,
         counted: bool,
     ) -> Listener {
         Listener {
             acceptor: Acceptor::new(listener),
-            limit: ConnectionLimit::new(cap, counted),
+            limit,
             timeouts,
             router,
             counted,
@@ -135,7 +140,15 @@ fn refuse(stream: TcpStream, counted: bool, refusals: &Notice) {
     }
 }
 
-/// Serves one connection until it closes, a timeout ends it, or shutdown asks it to finish.
+/// Most requests in flight on one HTTP/2 connection: each is a task and a body buffer, and
+/// one connection must not hold what the connection cap means to share.
+const H2_MAX_STREAMS: u32 = 64;
+
+/// Most bytes of headers an HTTP/2 request may carry, as for HTTP/1 (`limits.rs`).
+const H2_MAX_HEADER_BYTES: u32 = 16 * 1024;
+
+/// Serves one connection, HTTP/1 or HTTP/2 with prior knowledge (h2c), until it closes, a
+/// timeout ends it, or shutdown asks it to finish.
 async fn connection(
     stream: TcpStream,
     remote: SocketAddr,
@@ -145,22 +158,57 @@ async fn connection(
 ) {
     // Small responses go out at once instead of waiting for more to send.
     let _ = stream.set_nodelay(true);
+    let (version, stream) = match preface::sniff(stream, timeouts.header_read).await {
+        Ok(sniffed) => sniffed,
+        Err(expired) => {
+            if let Some(phase) = expired {
+                metrics::counter!(crate::metrics::CONNECTION_TIMEOUTS, "phase" => phase.label())
+                    .increment(1);
+            }
+            return;
+        }
+    };
     let (io, timer) = phase::watch(stream, timeouts.header_read, timeouts.idle);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         handle(router.clone(), remote, timeouts.body, request)
     });
-    let mut builder = hyper::server::conn::http1::Builder::new();
-    builder
-        .timer(timer)
-        .header_read_timeout(timeouts.header_read)
-        .keep_alive(true);
-    let conn = builder.serve_connection(TokioIo::new(io), service);
+    let io = TokioIo::new(io);
+    match version {
+        preface::Version::Http1 => {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder
+                .timer(timer)
+                .header_read_timeout(timeouts.header_read)
+                .keep_alive(true);
+            let conn = builder.serve_connection(io, service);
+            until_done(conn, std::future::pending(), &mut stopping).await;
+        }
+        preface::Version::Http2 => {
+            let mut builder = hyper::server::conn::http2::Builder::new(TokioExecutor::new());
+            builder
+                .timer(TokioTimer::new())
+                .max_concurrent_streams(H2_MAX_STREAMS)
+                .max_header_list_size(H2_MAX_HEADER_BYTES);
+            let conn = builder.serve_connection(io, service);
+            until_done(conn, timer.quiet(), &mut stopping).await;
+        }
+    }
+}
+
+/// Drives `conn` until it ends; on shutdown, or once `quiet` completes, asks it to finish
+/// what it has in flight and close.
+async fn until_done<C: GracefulConnection>(
+    conn: C,
+    quiet: impl Future<Output = ()>,
+    stopping: &mut watch::Receiver<bool>,
+) {
     let mut conn = std::pin::pin!(conn);
     tokio::select! {
         // Errors here are the client's doing (timeouts, resets, malformed requests): one per
         // connection, so they are counted (timeouts) rather than logged.
         _ = conn.as_mut() => return,
         _ = stopping.wait_for(|stop| *stop) => {},
+        () = quiet => {},
     }
     conn.as_mut().graceful_shutdown();
     let _ = conn.await;
@@ -175,11 +223,13 @@ async fn handle(
     request: Request<Incoming>,
 ) -> Result<axum::response::Response, Infallible> {
     let (mut parts, incoming) = request.into_parts();
+    // HTTP/2 ends a stream, not the connection, and forbids the header.
+    let may_close = parts.version < Version::HTTP_2;
     parts.extensions.insert(ConnectInfo(remote));
     let (body, progress) = body::Deadlined::new(incoming, body_budget);
     let request = Request::from_parts(parts, axum::body::Body::new(body));
     let mut response = router.oneshot(request).await?;
-    if !progress.drained().await {
+    if may_close && !progress.drained().await {
         response
             .headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));

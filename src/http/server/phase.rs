@@ -32,6 +32,8 @@ struct Activity {
     first_byte: AtomicU64,
     /// How many times hyper armed the timer, i.e. started waiting for a request.
     armed: AtomicU64,
+    /// When the latest byte arrived: what an HTTP/2 connection's idle timeout counts from.
+    last_byte: AtomicU64,
 }
 
 impl Activity {
@@ -71,6 +73,7 @@ pub fn watch<I>(io: I, header: Duration, idle: Duration) -> (Watched<I>, PhaseTi
         opened: Instant::now(),
         first_byte: AtomicU64::new(NOTHING_YET),
         armed: AtomicU64::new(0),
+        last_byte: AtomicU64::new(0),
     });
     let timer = PhaseTimer {
         activity: activity.clone(),
@@ -97,6 +100,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
         let polled = Pin::new(&mut self.io).poll_read(cx, buf);
         if buf.filled().len() > before {
             let now = self.activity.since_open(Instant::now());
+            self.activity.last_byte.store(now, Ordering::Release);
             // Only the first byte since the timer was armed counts; later ones keep it.
             let _ = self.activity.first_byte.compare_exchange(
                 NOTHING_YET,
@@ -166,6 +170,24 @@ impl PhaseTimer {
             quiet_until: armed + wait,
             sleep: Box::pin(tokio::time::sleep_until(armed.into())),
             expired: None,
+        }
+    }
+}
+
+impl PhaseTimer {
+    /// Completes once no byte has arrived for the idle timeout: HTTP/2 multiplexes requests
+    /// on one connection and never waits for "the next request", so hyper's timer does not
+    /// apply and this bounds a connection that has gone quiet instead.
+    pub async fn quiet(&self) {
+        loop {
+            let last = self.activity.last_byte.load(Ordering::Acquire);
+            let until = self.activity.opened + Duration::from_nanos(last) + self.idle;
+            if Instant::now() >= until {
+                metrics::counter!(crate::metrics::CONNECTION_TIMEOUTS, "phase" => Expired::Idle.label())
+                    .increment(1);
+                return;
+            }
+            tokio::time::sleep_until(until.into()).await;
         }
     }
 }
