@@ -448,11 +448,13 @@ impl<'de> Deserialize<'de> for OptionalAddr {
         if text.is_empty() {
             return Ok(OptionalAddr(None));
         }
-        text.parse().map(|addr| OptionalAddr(Some(addr))).map_err(|_| {
-            serde::de::Error::custom(format!(
-                "expected an address such as 127.0.0.1:8081, or \"\" for off, got {text:?}"
-            ))
-        })
+        text.parse()
+            .map(|addr| OptionalAddr(Some(addr)))
+            .map_err(|_| {
+                serde::de::Error::custom(format!(
+                    "expected an address such as 127.0.0.1:8081, or \"\" for off, got {text:?}"
+                ))
+            })
     }
 }
 

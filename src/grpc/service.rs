@@ -32,7 +32,11 @@ impl Inference {
 
     /// The caller's key, checked as REST checks it (throttle of failed keys included), with
     /// scope `predict` and, when `model` is named, the right to use it.
-    async fn admit<T>(&self, request: &Request<T>, model: Option<&str>) -> Result<Arc<Principal>, ApiError> {
+    async fn admit<T>(
+        &self,
+        request: &Request<T>,
+        model: Option<&str>,
+    ) -> Result<Arc<Principal>, ApiError> {
         let state = &self.state;
         let client_ip = request
             .extensions()
@@ -56,7 +60,10 @@ impl Inference {
         Ok(principal)
     }
 
-    async fn infer(&self, request: Request<ModelInferRequest>) -> Result<ModelInferResponse, ApiError> {
+    async fn infer(
+        &self,
+        request: Request<ModelInferRequest>,
+    ) -> Result<ModelInferResponse, ApiError> {
         let started = Instant::now();
         let state = &self.state;
         let name = request.get_ref().model_name.clone();
@@ -91,7 +98,10 @@ impl Inference {
             );
         }
         if let Some(credits) = scored.credits_remaining {
-            parameters.insert("credits_remaining".to_string(), tensors::int_parameter(credits));
+            parameters.insert(
+                "credits_remaining".to_string(),
+                tensors::int_parameter(credits),
+            );
         }
         Ok(ModelInferResponse {
             model_name: model.id().to_string(),

@@ -54,7 +54,10 @@ mod tests {
         let status = status(&ApiError::rate_limited(Duration::from_millis(2500)));
         assert_eq!(status.code(), Code::ResourceExhausted);
         assert_eq!(
-            status.metadata().get(CODE_KEY).and_then(|v| v.to_str().ok()),
+            status
+                .metadata()
+                .get(CODE_KEY)
+                .and_then(|v| v.to_str().ok()),
             Some("rate_limited")
         );
         let details = status.get_error_details();

@@ -8,7 +8,10 @@ use crate::http::problem::ApiError;
 use crate::v2::{DataType, Elements, InputTensor, OutputTensor};
 
 /// The request's input tensors; `raw` is `raw_input_contents`, one entry per input or none.
-pub fn inputs(tensors: Vec<InferInputTensor>, raw: Vec<Vec<u8>>) -> Result<Vec<InputTensor>, ApiError> {
+pub fn inputs(
+    tensors: Vec<InferInputTensor>,
+    raw: Vec<Vec<u8>>,
+) -> Result<Vec<InputTensor>, ApiError> {
     if !raw.is_empty() && raw.len() != tensors.len() {
         return Err(ApiError::invalid_tensor(format!(
             "raw_input_contents has {} entries for {} inputs",
@@ -122,7 +125,11 @@ pub fn int_parameter(value: i64) -> InferParameter {
 mod tests {
     use super::*;
 
-    fn tensor(name: &str, datatype: &str, contents: Option<InferTensorContents>) -> InferInputTensor {
+    fn tensor(
+        name: &str,
+        datatype: &str,
+        contents: Option<InferTensorContents>,
+    ) -> InferInputTensor {
         InferInputTensor {
             name: name.into(),
             datatype: datatype.into(),
@@ -149,7 +156,11 @@ mod tests {
         assert_eq!(read[0].elements, Elements::Float(vec![1.5]));
         let two = vec![tensor("a", "FP64", None), tensor("b", "FP64", None)];
         let err = inputs(two, raw).expect_err("one raw entry for two inputs");
-        assert!(err.detail.contains("1 entries for 2 inputs"), "{}", err.detail);
+        assert!(
+            err.detail.contains("1 entries for 2 inputs"),
+            "{}",
+            err.detail
+        );
         let err = inputs(vec![tensor("a", "FP16", None)], Vec::new()).expect_err("FP16");
         assert!(err.detail.contains("\"FP16\""), "{}", err.detail);
     }
@@ -168,7 +179,10 @@ mod tests {
         let (outputs, raw) = super::outputs(vec![tensor], false);
         assert!(raw.is_empty());
         assert_eq!(
-            outputs[0].contents.as_ref().map(|c| c.fp64_contents.clone()),
+            outputs[0]
+                .contents
+                .as_ref()
+                .map(|c| c.fp64_contents.clone()),
             Some(vec![0.5])
         );
     }

@@ -14,9 +14,9 @@ use uuid::Uuid;
 use super::json::JsonBody;
 use super::path_id::PathId;
 use super::problem::{quoted, ApiError, ErrorCode};
+use super::scoring;
 use super::AppState;
 use crate::auth::Principal;
-use super::scoring;
 use crate::events::Protocol;
 use crate::models::{Model, Unavailable};
 

@@ -182,10 +182,14 @@ pub const ROUTES: &[Route] = &[
         post(v2::infer).route_layer(from_fn_with_state(state.clone(), ratelimit::enforce))
     })
     .per_model(),
-    Route::new("/v2/models/{id}/versions/{version}/infer", PREDICT, |state| {
-        post(v2::infer_version)
-            .route_layer(from_fn_with_state(state.clone(), ratelimit::enforce))
-    })
+    Route::new(
+        "/v2/models/{id}/versions/{version}/infer",
+        PREDICT,
+        |state| {
+            post(v2::infer_version)
+                .route_layer(from_fn_with_state(state.clone(), ratelimit::enforce))
+        },
+    )
     .per_model(),
     Route::new("/health", Access::Public, |_| get(health::health))
         .uncounted()

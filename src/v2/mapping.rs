@@ -86,8 +86,9 @@ pub struct InputTensor {
 }
 
 /// The rows the model scores, one object per batch row: each given input's element under
-/// its name; inputs not given are left out, for the model's defaults to fill (or its
-/// validation to name). Every mismatch is named in the message.
+/// its name. Inputs not given are left out, for the model to treat as `/api/v1` does (its
+/// default, an encoder's fallback, or `validation_failed` naming it). Every mismatch is
+/// named in the message.
 pub fn rows(manifest: &Manifest, tensors: &[InputTensor]) -> Result<Vec<Value>, String> {
     let mut batch: Option<usize> = None;
     let mut specs = Vec::with_capacity(tensors.len());
@@ -142,16 +143,8 @@ pub fn rows(manifest: &Manifest, tensors: &[InputTensor]) -> Result<Vec<Value>, 
     let rows = batch.unwrap_or(0);
     let max = manifest.max_batch_size;
     if rows == 0 || rows > max {
-        return Err(format!("the batch has {rows} rows; the model takes 1 to {max}"));
-    }
-    if let Some(missing) = manifest
-        .inputs
-        .iter()
-        .find(|spec| spec.default.is_none() && !specs.iter().any(|s| s.name == spec.name))
-    {
         return Err(format!(
-            "input {:?} is required (it has no default)",
-            missing.name
+            "the batch has {rows} rows; the model takes 1 to {max}"
         ));
     }
     (0..rows)
@@ -159,9 +152,10 @@ pub fn rows(manifest: &Manifest, tensors: &[InputTensor]) -> Result<Vec<Value>, 
             tensors
                 .iter()
                 .map(|tensor| {
-                    let value = tensor.elements.json(row).map_err(|e| {
-                        format!("input {:?}: element {row} {e}", tensor.name)
-                    })?;
+                    let value = tensor
+                        .elements
+                        .json(row)
+                        .map_err(|e| format!("input {:?}: element {row} {e}", tensor.name))?;
                     Ok((tensor.name.clone(), value))
                 })
                 .collect::<Result<Map<String, Value>, String>>()

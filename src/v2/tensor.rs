@@ -40,9 +40,9 @@ impl Elements {
             Elements::Float(v) => Number::from_f64(v[i])
                 .map(Value::Number)
                 .ok_or("is not a finite number")?,
-            Elements::Bytes(v) => Value::String(
-                String::from_utf8(v[i].clone()).map_err(|_| "is not UTF-8 text")?,
-            ),
+            Elements::Bytes(v) => {
+                Value::String(String::from_utf8(v[i].clone()).map_err(|_| "is not UTF-8 text")?)
+            }
         })
     }
 
@@ -136,9 +136,7 @@ impl Elements {
                     .map(|c| f64::from(f32::from_le_bytes([c[0], c[1], c[2], c[3]])))
                     .collect(),
             ),
-            DataType::F64 => {
-                Elements::Float(chunks.map(|c| f64::from_le_bytes(word(c))).collect())
-            }
+            DataType::F64 => Elements::Float(chunks.map(|c| f64::from_le_bytes(word(c))).collect()),
             DataType::Bytes => Elements::Bytes(Vec::new()),
         })
     }

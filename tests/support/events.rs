@@ -18,6 +18,7 @@ pub struct LogRow {
     pub outputs: Value,
     pub truncated: bool,
     pub status: String,
+    pub protocol: String,
     pub created_at: i64,
 }
 
@@ -30,7 +31,7 @@ pub async fn log_rows(db_url: &str) -> Vec<LogRow> {
         .expect("connect to the test database");
     let rows = sqlx::query(
         "SELECT id, instance, seq, api_key_id, model_id, model_version, inputs, outputs, \
-         truncated, status, created_at FROM inference_logs ORDER BY instance, seq",
+         truncated, status, protocol, created_at FROM inference_logs ORDER BY instance, seq",
     )
     .fetch_all(&pool)
     .await
@@ -52,6 +53,7 @@ pub async fn log_rows(db_url: &str) -> Vec<LogRow> {
                 .expect("truncated")
                 == 1,
             status: row.get("status"),
+            protocol: row.get("protocol"),
             created_at: row.get("created_at"),
         })
         .collect()

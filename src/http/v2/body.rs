@@ -231,7 +231,10 @@ pub fn encode(
     let mut body = serde_json::to_vec(&response).unwrap_or_default();
     if blobs.is_empty() {
         return (
-            [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
             body,
         )
             .into_response();

@@ -71,7 +71,12 @@ pub fn model_metadata(
     let versions = state
         .models
         .versions(id)
-        .map(|(versions, _)| versions.iter().map(|m| m.version().version.clone()).collect())
+        .map(|(versions, _)| {
+            versions
+                .iter()
+                .map(|m| m.version().version.clone())
+                .collect()
+        })
         .unwrap_or_default();
     Ok(ModelMetadata {
         name: model.id().to_string(),
@@ -197,7 +202,8 @@ pub fn prepare(
     requested: &[&str],
 ) -> Result<(Vec<Value>, Vec<TensorSpec>), ApiError> {
     let rows = mapping::rows(model.manifest(), inputs).map_err(ApiError::invalid_tensor)?;
-    let selected = mapping::select(model.manifest(), requested).map_err(ApiError::invalid_tensor)?;
+    let selected =
+        mapping::select(model.manifest(), requested).map_err(ApiError::invalid_tensor)?;
     Ok((rows, selected))
 }
 
