@@ -35,6 +35,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/metrics"),
     ("get", "/status"),
     ("get", "/status/stats"),
+    ("get", "/v2"),
+    ("get", "/v2/health/live"),
+    ("get", "/v2/health/ready"),
+    ("get", "/v2/models/{id}"),
+    ("get", "/v2/models/{id}/versions/{version}"),
+    ("get", "/v2/models/{id}/ready"),
+    ("get", "/v2/models/{id}/versions/{version}/ready"),
+    ("post", "/v2/models/{id}/infer"),
+    ("post", "/v2/models/{id}/versions/{version}/infer"),
 ];
 
 const METHODS: [&str; 8] = [

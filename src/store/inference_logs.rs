@@ -134,7 +134,7 @@ mod tests {
     fn placeholders_number_every_column_of_every_row() {
         let sql = placeholders(Backend::Postgres, 2);
         assert!(sql.starts_with("($1, $2,"), "{sql}");
-        assert!(sql.ends_with("$23, $24)"), "{sql}");
+        assert!(sql.ends_with("$25, $26)"), "{sql}");
     }
 
     #[test]
@@ -144,15 +144,15 @@ mod tests {
             full(Backend::Sqlite).as_ref(),
             full(Backend::Sqlite).as_ref()
         ));
-        assert!(full(Backend::Postgres).contains("$768)"));
-        assert_eq!(full(Backend::Sqlite).matches('?').count(), 768);
-        assert_eq!(insert_sql(Backend::Sqlite, 2).matches('?').count(), 24);
+        assert!(full(Backend::Postgres).contains("$832)"));
+        assert_eq!(full(Backend::Sqlite).matches('?').count(), 832);
+        assert_eq!(insert_sql(Backend::Sqlite, 2).matches('?').count(), 26);
     }
 
     #[test]
     fn sqlite_placeholders_are_positional() {
         let sql = placeholders(Backend::Sqlite, 2);
-        assert_eq!(sql.matches('?').count(), 24, "{sql}");
+        assert_eq!(sql.matches('?').count(), 26, "{sql}");
         assert!(!sql.contains('$'), "{sql}");
     }
 }

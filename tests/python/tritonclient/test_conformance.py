@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
-from tritonclient.utils import InferenceServerException
+from tritonclient.utils import InferenceServerException, triton_to_np_dtype
 
 MODEL = "21"
 VERSION = "1.0.0"
@@ -111,6 +111,12 @@ class Http:
         names = [output["name"] for output in body["outputs"]]
         return Answer(body["model_name"], body["model_version"], body.get("id"), names)
 
+    @staticmethod
+    def binary_outputs(result):
+        """Whether every output came as binary tensor data after the JSON header."""
+        outputs = result.get_response()["outputs"]
+        return all("binary_data_size" in o.get("parameters", {}) for o in outputs)
+
 
 class Grpc:
     """tritonclient.grpc: always sends raw (binary) input contents."""
@@ -143,10 +149,7 @@ class Grpc:
         metadata = self.client.get_model_metadata(model, headers=headers)
 
         def tensors(specs):
-            return [
-                {"name": t.name, "datatype": t.datatype, "shape": list(t.shape)}
-                for t in specs
-            ]
+            return [{"name": t.name, "datatype": t.datatype, "shape": list(t.shape)} for t in specs]
 
         return {
             "name": metadata.name,
@@ -172,6 +175,12 @@ class Grpc:
         body = result.get_response()
         names = [output.name for output in body.outputs]
         return Answer(body.model_name, body.model_version, body.id, names)
+
+    @staticmethod
+    def binary_outputs(result):
+        """Whether every output came in raw_output_contents, as raw inputs call for."""
+        body = result.get_response()
+        return len(body.raw_output_contents) == len(body.outputs)
 
 
 @pytest.fixture(scope="module", params=[Http, Grpc], ids=lambda p: p.name)
@@ -299,13 +308,12 @@ def test_unknown_model_is_not_ready(protocol):
 
 def test_infer_at_the_client_defaults(protocol, rows, expected):
     # tritonclient.http's defaults send inputs and ask for outputs as binary tensor data.
-    inputs = [
-        protocol.module.InferInput(name, [1], datatype) for name, datatype in INPUTS
-    ]
+    inputs = [protocol.module.InferInput(name, [1], datatype) for name, datatype in INPUTS]
     for tensor, (name, datatype) in zip(inputs, INPUTS):
         tensor.set_data_from_numpy(column(rows[:1], name, datatype))
     outputs = [protocol.module.InferRequestedOutput(name) for name, _ in OUTPUTS]
     result = infer(protocol, inputs, outputs=outputs)
+    assert protocol.binary_outputs(result)
     assert_matches_v1(result, expected[:1])
 
 
@@ -319,14 +327,15 @@ def test_infer_with_json_tensors(protocol, rows, expected):
     outputs = [protocol.output(name, binary=False) for name, _ in OUTPUTS]
     result = infer(protocol, tensors(protocol, rows[:5], binary=False), outputs=outputs)
     assert_matches_v1(result, expected[:5])
-    for output in result.get_response()["outputs"]:
-        assert "data" in output
-        assert "binary_data_size" not in output.get("parameters", {})
+    assert all("data" in output for output in result.get_response()["outputs"])
+    assert not protocol.binary_outputs(result)
 
 
 def test_infer_without_outputs_returns_all(protocol, rows, expected):
     result = infer(protocol, tensors(protocol, rows[:3]))
     assert protocol.answer(result).outputs == [name for name, _ in OUTPUTS]
+    # Without `outputs`, tritonclient.http asks for them all as binary (binary_data_output).
+    assert protocol.binary_outputs(result)
     assert_matches_v1(result, expected[:3])
 
 
@@ -351,6 +360,43 @@ def test_a_full_batch_equals_v1(protocol, rows, expected):
     assert_matches_v1(result, expected)
 
 
+@pytest.mark.parametrize("datatype", ["FP32", "INT32", "INT64"])
+def test_numbers_in_other_datatypes_score_the_same(protocol, rows, expected, datatype):
+    # Integer tensors can only carry whole numbers: rows whose numbers all are.
+    numbers = [name for name, kind in INPUTS if kind == "FP64"]
+    picked = [i for i, row in enumerate(rows) if all(float(row[n]).is_integer() for n in numbers)]
+    assert picked, "the rows hold whole numbers too"
+    subset = [rows[i] for i in picked]
+    inputs = []
+    for name, kind in INPUTS:
+        array = column(subset, name, kind)
+        if kind == "FP64":
+            kind, array = datatype, array.astype(triton_to_np_dtype(datatype))
+        inputs.append(protocol.input(name, kind, array))
+    assert_matches_v1(infer(protocol, inputs), [expected[i] for i in picked])
+
+
+def test_inputs_shaped_n_by_1_score_the_same(protocol, rows, expected):
+    inputs = [
+        protocol.input(name, datatype, column(rows[:4], name, datatype).reshape(-1, 1))
+        for name, datatype in INPUTS
+    ]
+    result = infer(protocol, inputs)
+    assert result.as_numpy("lead_score").shape == (4,)
+    assert_matches_v1(result, expected[:4])
+
+
+def test_a_named_version_answers_and_an_unknown_one_is_not_found(protocol, rows):
+    result = infer(protocol, tensors(protocol, rows[:1]), model_version=VERSION)
+    assert protocol.answer(result).model_version == VERSION
+    refused(
+        protocol,
+        lambda: infer(protocol, tensors(protocol, rows[:1]), model_version="9.9.9"),
+        404,
+        "NOT_FOUND",
+    )
+
+
 @http_only
 def test_json_batch_equals_v1(protocol, rows, expected):
     outputs = [protocol.output(name, binary=False) for name, _ in OUTPUTS]
@@ -358,14 +404,28 @@ def test_json_batch_equals_v1(protocol, rows, expected):
     assert_matches_v1(result, expected)
 
 
-def test_missing_inputs_with_defaults_take_them(protocol, rows):
-    required = [(n, d) for n, d in INPUTS if d == "BYTES"]
-    inputs = [
-        protocol.input(name, datatype, column(rows[:1], name, datatype))
-        for name, datatype in required
-    ]
-    result = infer(protocol, inputs)
-    assert result.as_numpy("lead_score").shape == (1,)
+def test_missing_inputs_are_treated_as_v1_treats_them(protocol, rows):
+    # A missing number takes its default 0, a missing boolean false, a missing string its
+    # encoder's fallback: for `title`, the value of a title naming no rank, such as "intern".
+    row = rows[0]
+    given = ["industry", "decision_timeline"]
+    spelled_out = dict(row, title="intern")
+    for name, datatype in INPUTS:
+        if datatype == "FP64":
+            spelled_out[name] = 0.0
+        elif datatype == "BOOL":
+            spelled_out[name] = False
+    sparse = infer(
+        protocol,
+        [
+            protocol.input(name, datatype, column([row], name, datatype))
+            for name, datatype in INPUTS
+            if name in given
+        ],
+    )
+    full = infer(protocol, tensors(protocol, [spelled_out]))
+    for name, _ in OUTPUTS:
+        assert sparse.as_numpy(name).tolist() == full.as_numpy(name).tolist(), name
 
 
 def test_a_batch_over_the_limit_is_refused(protocol, rows):
@@ -381,33 +441,21 @@ def test_a_batch_over_the_limit_is_refused(protocol, rows):
 
 def test_wrong_datatype_is_refused_naming_the_input(protocol, rows):
     inputs = tensors(protocol, rows[:1])
-    inputs[0] = protocol.input(
-        "company_size", "BYTES", np.array([b"250"], dtype=np.object_)
-    )
+    inputs[0] = protocol.input("company_size", "BYTES", np.array([b"250"], dtype=np.object_))
     error = refused(protocol, lambda: infer(protocol, inputs), 400, "INVALID_ARGUMENT")
     assert "company_size" in error.message()
 
 
 def test_inputs_of_different_lengths_are_refused(protocol, rows):
     inputs = tensors(protocol, rows[:1])
-    inputs[0] = protocol.input(
-        "company_size", "FP64", column(rows[:2], "company_size", "FP64")
-    )
+    inputs[0] = protocol.input("company_size", "FP64", column(rows[:2], "company_size", "FP64"))
     refused(protocol, lambda: infer(protocol, inputs), 400, "INVALID_ARGUMENT")
 
 
 def test_unknown_input_is_refused_naming_it(protocol, rows):
-    inputs = tensors(protocol, rows[:1]) + [
-        protocol.input("shoe_size", "FP64", np.array([42.0]))
-    ]
+    inputs = tensors(protocol, rows[:1]) + [protocol.input("shoe_size", "FP64", np.array([42.0]))]
     error = refused(protocol, lambda: infer(protocol, inputs), 400, "INVALID_ARGUMENT")
     assert "shoe_size" in error.message()
-
-
-def test_missing_required_input_is_refused_naming_it(protocol, rows):
-    inputs = [t for t in tensors(protocol, rows[:1]) if t.name() != "title"]
-    error = refused(protocol, lambda: infer(protocol, inputs), 400, "INVALID_ARGUMENT")
-    assert "title" in error.message()
 
 
 def test_unknown_model_is_not_found(protocol, rows):
