@@ -101,7 +101,7 @@ impl Elements {
         let Some(width) = datatype.width() else {
             return length_prefixed(raw).map(Elements::Bytes);
         };
-        if raw.len() % width != 0 {
+        if !raw.len().is_multiple_of(width) {
             return Err(format!(
                 "{} bytes of raw data are not a whole number of {datatype} elements",
                 raw.len()
