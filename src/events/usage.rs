@@ -15,7 +15,7 @@ use serde::de::IgnoredAny;
 use serde_json::{json, Value};
 
 use super::sink::{Sink, SinkError};
-use super::{Record, RecordStatus};
+use super::{Protocol, Record, RecordStatus};
 use crate::resilience::{BreakerConfig, Dependency};
 
 /// Reports sent at once within a batch.
@@ -84,10 +84,18 @@ impl UsageSink {
 
 /// The debit body of the auth service's contract.
 fn debit(record: &Record, service_id: &str, idempotency_key: &str) -> Value {
-    let status_code = match record.status {
-        RecordStatus::Ok => 200,
-        RecordStatus::InferenceFailed => 500,
-        RecordStatus::ValidationFailed => 422,
+    let status_code = match (record.status, record.protocol) {
+        (RecordStatus::Ok, _) => 200,
+        (RecordStatus::InferenceFailed, _) => 500,
+        (RecordStatus::ValidationFailed, Protocol::V1) => 422,
+        // The Open Inference Protocol answers every bad request 400.
+        (RecordStatus::ValidationFailed, _) => 400,
+    };
+    let model = &record.model_id;
+    let endpoint = match record.protocol {
+        Protocol::V1 => format!("/api/v1/models/{model}/predict"),
+        Protocol::V2Http => format!("/v2/models/{model}/infer"),
+        Protocol::V2Grpc => "/inference.GRPCInferenceService/ModelInfer".to_string(),
     };
     let outputs = record.outputs.as_str();
     let predictions_count = match serde_json::from_str::<Vec<IgnoredAny>>(outputs) {
@@ -97,7 +105,7 @@ fn debit(record: &Record, service_id: &str, idempotency_key: &str) -> Value {
     };
     json!({
         "model_id": record.model_id,
-        "endpoint": format!("/api/v1/models/{}/predict", record.model_id),
+        "endpoint": endpoint,
         "response_time_ms": record.latency_ms,
         "status_code": status_code,
         "service_id": service_id,
@@ -131,5 +139,30 @@ impl Sink for UsageSink {
                 .await
                 .map(|_| ())
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::record::sample;
+
+    #[test]
+    fn a_report_names_the_endpoint_and_status_of_the_protocol_it_came_by() {
+        let mut record = sample(1);
+        record.status = RecordStatus::ValidationFailed;
+        let v1 = debit(&record, "svc", "k");
+        assert_eq!(v1["endpoint"], "/api/v1/models/21/predict");
+        assert_eq!(v1["status_code"], 422);
+        record.protocol = Protocol::V2Http;
+        let rest = debit(&record, "svc", "k");
+        assert_eq!(rest["endpoint"], "/v2/models/21/infer");
+        assert_eq!(rest["status_code"], 400);
+        record.protocol = Protocol::V2Grpc;
+        let grpc = debit(&record, "svc", "k");
+        assert_eq!(
+            grpc["endpoint"],
+            "/inference.GRPCInferenceService/ModelInfer"
+        );
     }
 }

@@ -66,15 +66,34 @@ pub struct ModelReadiness {
     reason: Option<String>,
 }
 
-/// 200 while a version of the model can answer, 503 (with the reason) while none can.
+/// 200 while a version of the model can answer, 503 (with the reason) while none can
+/// (`/api/v1/models/{id}/ready`, `/v2/models/{id}/ready`).
 pub async fn ready(
     State(state): State<AppState>,
     PathId(id): PathId,
 ) -> Result<(StatusCode, Json<ModelReadiness>), ApiError> {
-    let (code, version, reason) = match state.models.current(&id) {
+    let found = state.models.current(&id);
+    readiness(id, None, found)
+}
+
+/// 200 while the version is loaded (`/v2/models/{id}/versions/{version}/ready`).
+pub async fn ready_version(
+    State(state): State<AppState>,
+    PathId((id, version)): PathId<(String, String)>,
+) -> Result<(StatusCode, Json<ModelReadiness>), ApiError> {
+    let found = state.models.pinned(&id, &version);
+    readiness(id, Some(&version), found)
+}
+
+fn readiness(
+    id: String,
+    version: Option<&str>,
+    found: Result<std::sync::Arc<crate::models::Model>, Unavailable>,
+) -> Result<(StatusCode, Json<ModelReadiness>), ApiError> {
+    let (code, version, reason) = match found {
         Ok(model) => (StatusCode::OK, Some(model.version().version.clone()), None),
         Err(Unavailable::NotReady(reason)) => (StatusCode::SERVICE_UNAVAILABLE, None, Some(reason)),
-        Err(other) => return Err(unavailable(&id, None, other)),
+        Err(other) => return Err(unavailable(&id, version, other)),
     };
     Ok((
         code,

@@ -170,11 +170,11 @@ pub const ROUTES: &[Route] = &[
     })
     .cached(Caching::Revalidate)
     .per_model(),
-    Route::new("/v2/models/{id}/ready", PREDICT, |_| get(v2::model_ready))
+    Route::new("/v2/models/{id}/ready", PREDICT, |_| get(models::ready))
         .cached(Caching::NoStore)
         .per_model(),
     Route::new("/v2/models/{id}/versions/{version}/ready", PREDICT, |_| {
-        get(v2::model_version_ready)
+        get(models::ready_version)
     })
     .cached(Caching::NoStore)
     .per_model(),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::{Extension, Json};
 use serde::Serialize;
@@ -110,22 +110,6 @@ pub async fn model_version(
     PathId((id, version)): PathId<(String, String)>,
 ) -> Result<Json<ModelMetadata>, ApiError> {
     model_metadata(&state, &id, Some(&version)).map(Json)
-}
-
-/// `GET /v2/models/{id}/ready`: the status is the answer.
-pub async fn model_ready(
-    State(state): State<AppState>,
-    PathId(id): PathId,
-) -> Result<StatusCode, ApiError> {
-    resolve(&state, &id, None).map(|_| StatusCode::OK)
-}
-
-/// `GET /v2/models/{id}/versions/{version}/ready`.
-pub async fn model_version_ready(
-    State(state): State<AppState>,
-    PathId((id, version)): PathId<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    resolve(&state, &id, Some(&version)).map(|_| StatusCode::OK)
 }
 
 /// `POST /v2/models/{id}/infer`: the version serving now.
