@@ -77,6 +77,8 @@ catalogue! {
         "Rate-limit decisions made locally because Redis could not answer, by `reason` (open, timeout, error).";
     INFERENCE_DURATION: Histogram in Seconds = "modelgate_inference_duration_seconds",
         "Time in the runtime (native evaluator or tract) per prediction call, by `model`.";
+    GRPC_REQUESTS: Counter = "modelgate_grpc_requests_total",
+        "gRPC calls answered, by `rpc` (ModelInfer, ModelMetadata, ...) and `outcome` (ok, or the error code the client got).";
     INFERENCE_REQUESTS: Counter = "modelgate_inference_requests_total",
         "Predictions that reached a model, by `model`, `version`, `protocol` (v1, v2_http, v2_grpc) and `outcome` (ok, or the error code the client got).";
     INFERENCE_ROWS: Counter = "modelgate_inference_rows_total",

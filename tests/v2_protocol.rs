@@ -450,6 +450,19 @@ async fn grpc_refusals_carry_status_codes_the_stable_code_and_retry_info() {
         .and_then(|r| r.retry_delay)
         .expect("RetryInfo");
     assert!(delay >= Duration::from_secs(1), "{delay:?}");
+
+    let metrics = app.metrics().await;
+    for (rpc, outcome, count) in [
+        ("ModelInfer", "api_key_required", 1.0),
+        ("ModelInfer", "invalid_tensor", 1.0),
+        ("ModelInfer", "rate_limited", 1.0),
+        ("ModelInfer", "ok", 1.0),
+        ("ModelMetadata", "model_not_found", 1.0),
+    ] {
+        let series =
+            format!("modelgate_grpc_requests_total{{rpc=\"{rpc}\",outcome=\"{outcome}\"}}");
+        assert_eq!(metric(&metrics, &series), count, "{series}");
+    }
 }
 
 #[tokio::test]

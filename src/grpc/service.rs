@@ -15,19 +15,23 @@ use super::proto::*;
 use super::{status, tensors};
 use crate::auth::{allows, extract, AuthError, Principal, Scope};
 use crate::events::Protocol;
+use crate::http::access_log::AccessPolicy;
 use crate::http::problem::ApiError;
 use crate::http::v2::{self as rest, server_metadata};
 use crate::http::{authn, health, ratelimit, scoring, AppState};
 use crate::resilience::deadline;
+use crate::telemetry::ACCESS_TARGET;
 use crate::v2::{mapping, TensorSpec};
 
 pub struct Inference {
     state: AppState,
+    access: AccessPolicy,
 }
 
 impl Inference {
     pub fn new(state: AppState) -> Inference {
-        Inference { state }
+        let access = AccessPolicy::new(&state.config.log);
+        Inference { state, access }
     }
 
     /// The caller's key, checked as REST checks it (throttle of failed keys included), with
@@ -114,13 +118,34 @@ impl Inference {
         })
     }
 
-    /// Runs `work` under the request deadline and answers its error as a gRPC status.
+    /// Runs `work` under the request deadline, counts and (as `log.access` says) logs it,
+    /// and answers its error as a gRPC status.
     async fn answer<T>(
         &self,
+        rpc: &'static str,
         work: impl std::future::Future<Output = Result<T, ApiError>>,
     ) -> Result<Response<T>, Status> {
-        deadline::with_budget(self.state.config.http.request_deadline, work)
-            .await
+        let started = Instant::now();
+        let answered = deadline::with_budget(self.state.config.http.request_deadline, work).await;
+        let latency = started.elapsed();
+        let (status, outcome) = match &answered {
+            Ok(_) => (axum::http::StatusCode::OK, "ok"),
+            Err(error) => (error.v2_status(), error.code.as_str()),
+        };
+        metrics::counter!(crate::metrics::GRPC_REQUESTS, "rpc" => rpc, "outcome" => outcome)
+            .increment(1);
+        if self.access.wants(status, latency) {
+            tracing::info!(
+                target: ACCESS_TARGET,
+                rpc,
+                outcome,
+                // The HTTP status REST would have answered, for one filter over both.
+                status = status.as_u16(),
+                latency_ms = latency.as_micros() as f64 / 1000.0,
+                "grpc"
+            );
+        }
+        answered
             .map(Response::new)
             .map_err(|error| status::status(&error))
     }
@@ -163,7 +188,7 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<ModelReadyRequest>,
     ) -> Result<Response<ModelReadyResponse>, Status> {
-        self.answer(async {
+        self.answer("ModelReady", async {
             let name = &request.get_ref().name;
             self.admit(&request, Some(name)).await?;
             let found = rest::resolve(&self.state, name, version(&request.get_ref().version));
@@ -183,7 +208,7 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<ServerMetadataRequest>,
     ) -> Result<Response<ServerMetadataResponse>, Status> {
-        self.answer(async {
+        self.answer("ServerMetadata", async {
             self.admit(&request, None).await?;
             let metadata = server_metadata();
             Ok(ServerMetadataResponse {
@@ -199,7 +224,7 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<ModelMetadataRequest>,
     ) -> Result<Response<ModelMetadataResponse>, Status> {
-        self.answer(async {
+        self.answer("ModelMetadata", async {
             let name = &request.get_ref().name;
             self.admit(&request, Some(name)).await?;
             let metadata =
@@ -219,6 +244,6 @@ impl GrpcInferenceService for Inference {
         &self,
         request: Request<ModelInferRequest>,
     ) -> Result<Response<ModelInferResponse>, Status> {
-        self.answer(self.infer(request)).await
+        self.answer("ModelInfer", self.infer(request)).await
     }
 }

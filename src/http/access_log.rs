@@ -38,7 +38,7 @@ impl AccessPolicy {
         }
     }
 
-    fn wants(self, status: StatusCode, latency: Duration) -> bool {
+    pub fn wants(self, status: StatusCode, latency: Duration) -> bool {
         match self.mode {
             AccessLog::All => true,
             AccessLog::Errors => {

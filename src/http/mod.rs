@@ -1,6 +1,6 @@
 //! The HTTP surface: router, middleware stack, handlers and problem+json errors.
 
-mod access_log;
+pub mod access_log;
 mod allow;
 pub mod authn;
 mod caching;
