@@ -9,7 +9,6 @@
 
 mod support;
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use modelgate::auth::{issue_key, NewKey, Scope};
@@ -18,19 +17,9 @@ use support::{repo_path, Backend, TestApp};
 /// A run takes some 15 s; far more means it hung.
 const PATIENCE: Duration = Duration::from_secs(300);
 
-fn schemathesis() -> PathBuf {
-    let path = repo_path("target/test-venv/bin/schemathesis");
-    assert!(
-        path.exists(),
-        "{} is missing: run ./scripts/prepare (it creates the Python environment of \
-         tests/python/requirements.txt)",
-        path.display()
-    );
-    path
-}
-
 async fn schemathesis_finds_nothing(backend: Backend) {
-    let schemathesis = schemathesis();
+    let schemathesis =
+        support::python::program("test-venv", "schemathesis", "tests/python/requirements.txt");
     // Records reach the log sooner, so that more outcomes find their prediction.
     // The failed-auth throttle off: schemathesis sends invalid keys on purpose, many of them,
     // and checks each gets 401; after a burst the throttle's 429 would be the right answer
@@ -61,7 +50,8 @@ async fn schemathesis_finds_nothing(backend: Backend) {
     .expect("issue key");
     // Schemathesis keeps caches in its working directory; they do not belong in the checkout.
     let workdir = tempfile::tempdir().expect("work dir");
-    let run = tokio::process::Command::new(&schemathesis)
+    let mut command = tokio::process::Command::new(&schemathesis);
+    command
         .arg("--config-file")
         .arg(repo_path("tests/python/schemathesis.toml"))
         .arg("run")
@@ -71,22 +61,11 @@ async fn schemathesis_finds_nothing(backend: Backend) {
         .env("MODELGATE_KEY_ID", &issued.record.id)
         .env("SCHEMATHESIS_HOOKS", "schemathesis_hooks")
         .env("PYTHONPATH", repo_path("tests/python"))
-        .current_dir(workdir.path())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(PATIENCE, run)
-        .await
-        .expect("schemathesis finished in time")
-        .expect("schemathesis runs");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .current_dir(workdir.path());
+    let (status, report) = support::python::run(command, PATIENCE).await;
     assert!(
-        output.status.success(),
-        "schemathesis found problems ({}):\n{report}",
-        output.status
+        status.success(),
+        "schemathesis found problems ({status}):\n{report}"
     );
     // Exit status 0 also follows a run that selected nothing: make sure every operation ran
     // (but `GET /openapi.json`, which schemathesis does not test in the document it loaded).

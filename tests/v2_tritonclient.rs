@@ -9,7 +9,7 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use modelgate::auth::{issue_key, NewKey};
@@ -21,17 +21,6 @@ const PATIENCE: Duration = Duration::from_secs(300);
 
 /// Model 21's largest batch: the suite sends exactly this many rows, then one more.
 const ROWS: usize = 100;
-
-fn python() -> PathBuf {
-    let path = repo_path("target/tritonclient-venv/bin/python");
-    assert!(
-        path.exists(),
-        "{} is missing: run ./scripts/prepare (it creates the Python environment of \
-         tests/python/tritonclient/requirements.txt)",
-        path.display()
-    );
-    path
-}
 
 /// `ROWS` distinct leads, the same on every run: every industry, timeline and title the model
 /// encodes (and ones it falls back on), both values of each flag, fractional numbers too, so
@@ -85,7 +74,11 @@ fn write_json(path: &Path, value: &Value) {
 
 #[tokio::test]
 async fn tritonclient_over_http_and_grpc() {
-    let python = python();
+    let python = support::python::program(
+        "tritonclient-venv",
+        "python",
+        "tests/python/tritonclient/requirements.txt",
+    );
     let app = TestApp::spawn(Backend::Sqlite).await;
     let grpc_addr = app.grpc_addr.expect("grpc listener");
     let key = app.predict_key().await;
@@ -119,7 +112,8 @@ async fn tritonclient_over_http_and_grpc() {
     write_json(&rows_file, &Value::Array(rows));
     write_json(&expected_file, &expected);
 
-    let run = tokio::process::Command::new(&python)
+    let mut command = tokio::process::Command::new(&python);
+    command
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider"])
         .arg(repo_path("tests/python/tritonclient"))
         .env("MODELGATE_HTTP", app.addr.to_string())
@@ -133,22 +127,11 @@ async fn tritonclient_over_http_and_grpc() {
         .env("MODELGATE_ROWS", &rows_file)
         .env("MODELGATE_V1_EXPECTED", &expected_file)
         .env("PYTHONDONTWRITEBYTECODE", "1")
-        .current_dir(workdir.path())
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(PATIENCE, run)
-        .await
-        .expect("pytest finished in time")
-        .expect("pytest runs");
-    let report = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+        .current_dir(workdir.path());
+    let (status, report) = support::python::run(command, PATIENCE).await;
     assert!(
-        output.status.success(),
-        "tritonclient's conformance suite failed ({}):\n{report}",
-        output.status
+        status.success(),
+        "tritonclient's conformance suite failed ({status}):\n{report}"
     );
     // Nothing in the suite skips: a skip would be a check quietly not made.
     assert!(!report.contains("skipped"), "tests were skipped:\n{report}");

@@ -35,70 +35,62 @@ pub async fn score(
     protocol: Protocol,
     started: Instant,
 ) -> Result<Scored, ApiError> {
-    let scored = charge_and_score(state, model, principal, inputs, protocol, started).await;
-    count(model, protocol, &scored);
-    scored
-}
-
-async fn charge_and_score(
-    state: &AppState,
-    model: &Arc<Model>,
-    principal: &Principal,
-    inputs: Value,
-    protocol: Protocol,
-    started: Instant,
-) -> Result<Scored, ApiError> {
-    let charge = super::credits::charge(state, principal).await?;
-    let (inputs, predicted) = if model.may_block() {
-        let model = model.clone();
-        tokio::task::spawn_blocking(move || {
+    let scored = async {
+        let charge = super::credits::charge(state, principal).await?;
+        let (inputs, predicted) = if model.may_block() {
+            let model = model.clone();
+            tokio::task::spawn_blocking(move || {
+                let predicted = model.predict(&inputs);
+                (inputs, predicted)
+            })
+            .await
+            .map_err(|_| ApiError::internal("The model could not score this request."))?
+        } else {
             let predicted = model.predict(&inputs);
             (inputs, predicted)
-        })
-        .await
-        .map_err(|_| ApiError::internal("The model could not score this request."))?
-    } else {
-        let predicted = model.predict(&inputs);
-        (inputs, predicted)
-    };
-    let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
-    let inference_log_id = Uuid::now_v7();
-    let (outputs, status) = match predicted {
-        Ok(predictions) => (Ok(predictions.into_json()), RecordStatus::Ok),
-        Err(err @ PredictError::Invalid(_)) => (Err(err), RecordStatus::ValidationFailed),
-        Err(err @ PredictError::Inference(_)) => (Err(err), RecordStatus::InferenceFailed),
-    };
-    // In the journal (one write shared with concurrent requests) before the answer, so the id
-    // the client gets survives a crash; a record that could not be kept gets no id.
-    let recorded = state
-        .events
-        .record(Prediction {
-            id: inference_log_id,
-            api_key_id: &principal.key_id,
-            model_id: model.id(),
-            model_version: &model.version().version,
-            inputs: &inputs,
-            outputs: outputs.as_ref().unwrap_or(&Value::Null),
+        };
+        let latency_ms = (started.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+        let inference_log_id = Uuid::now_v7();
+        let (outputs, status) = match predicted {
+            Ok(predictions) => (Ok(predictions.into_json()), RecordStatus::Ok),
+            Err(err @ PredictError::Invalid(_)) => (Err(err), RecordStatus::ValidationFailed),
+            Err(err @ PredictError::Inference(_)) => (Err(err), RecordStatus::InferenceFailed),
+        };
+        // In the journal (one write shared with concurrent requests) before the answer, so the id
+        // the client gets survives a crash; a record that could not be kept gets no id.
+        let recorded = state
+            .events
+            .record(Prediction {
+                id: inference_log_id,
+                api_key_id: &principal.key_id,
+                model_id: model.id(),
+                model_version: &model.version().version,
+                inputs: &inputs,
+                outputs: outputs.as_ref().unwrap_or(&Value::Null),
+                latency_ms,
+                status,
+                protocol,
+            })
+            .await;
+        let inference_log_id = recorded.is_ok().then_some(inference_log_id);
+        // A failed prediction drops its charge, which gives the credit back.
+        let predictions = outputs?;
+        let credits_remaining = charge.map(|charge| {
+            let remaining = charge.remaining;
+            charge.keep();
+            remaining
+        });
+        tracing::debug!(model = %model.id(), latency_ms, "predicted");
+        Ok(Scored {
+            predictions,
             latency_ms,
-            status,
-            protocol,
+            inference_log_id,
+            credits_remaining,
         })
-        .await;
-    let inference_log_id = recorded.is_ok().then_some(inference_log_id);
-    // A failed prediction drops its charge, which gives the credit back.
-    let predictions = outputs?;
-    let credits_remaining = charge.map(|charge| {
-        let remaining = charge.remaining;
-        charge.keep();
-        remaining
-    });
-    tracing::debug!(model = %model.id(), latency_ms, "predicted");
-    Ok(Scored {
-        predictions,
-        latency_ms,
-        inference_log_id,
-        credits_remaining,
-    })
+    }
+    .await;
+    count(model, protocol, &scored);
+    scored
 }
 
 /// The per-model counters a Triton user looks for: requests by outcome, rows scored.

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod mlflow;
 pub mod predict;
 pub mod process;
+pub mod python;
 pub mod redis_server;
 pub mod wait;
 

@@ -158,7 +158,7 @@ async fn connection(
 ) {
     // Small responses go out at once instead of waiting for more to send.
     let _ = stream.set_nodelay(true);
-    let (version, stream) = match preface::sniff(stream, timeouts.header_read).await {
+    let (version, first, stream) = match preface::sniff(stream, timeouts.header_read).await {
         Ok(sniffed) => sniffed,
         Err(expired) => {
             if let Some(phase) = expired {
@@ -168,7 +168,7 @@ async fn connection(
             return;
         }
     };
-    let (io, timer) = phase::watch(stream, timeouts.header_read, timeouts.idle);
+    let (io, timer) = phase::watch(stream, first, timeouts.header_read, timeouts.idle);
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         handle(router.clone(), remote, timeouts.body, request)
     });

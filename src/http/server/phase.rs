@@ -67,8 +67,14 @@ impl Expired {
     }
 }
 
-/// One connection's timer and the I/O wrapper that feeds it.
-pub fn watch<I>(io: I, header: Duration, idle: Duration) -> (Watched<I>, PhaseTimer) {
+/// One connection's timer and the I/O wrapper that feeds it; `first` are bytes already read
+/// from `io` (to tell its protocol), which hyper reads again first.
+pub fn watch<I>(
+    io: I,
+    first: Vec<u8>,
+    header: Duration,
+    idle: Duration,
+) -> (Watched<I>, PhaseTimer) {
     let activity = Arc::new(Activity {
         opened: Instant::now(),
         first_byte: AtomicU64::new(NOTHING_YET),
@@ -80,7 +86,13 @@ pub fn watch<I>(io: I, header: Duration, idle: Duration) -> (Watched<I>, PhaseTi
         header,
         idle,
     };
-    (Watched { io, activity }, timer)
+    let watched = Watched {
+        io,
+        activity,
+        first,
+        replayed: 0,
+    };
+    (watched, timer)
 }
 
 /// The connection's socket, noting when bytes arrive.
@@ -88,6 +100,9 @@ pub fn watch<I>(io: I, header: Duration, idle: Duration) -> (Watched<I>, PhaseTi
 pub struct Watched<I> {
     io: I,
     activity: Arc<Activity>,
+    /// Read before hyper took over; handed to it first.
+    first: Vec<u8>,
+    replayed: usize,
 }
 
 impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
@@ -97,7 +112,15 @@ impl<I: AsyncRead + Unpin> AsyncRead for Watched<I> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
-        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        let polled = if self.replayed < self.first.len() {
+            let rest = &self.first[self.replayed..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            self.replayed += n;
+            Poll::Ready(Ok(()))
+        } else {
+            Pin::new(&mut self.io).poll_read(cx, buf)
+        };
         if buf.filled().len() > before {
             let now = self.activity.since_open(Instant::now());
             self.activity.last_byte.store(now, Ordering::Release);
@@ -272,7 +295,7 @@ mod tests {
     #[tokio::test]
     async fn a_first_request_gets_the_header_timeout_later_ones_the_idle_timeout() {
         let (client, server) = tokio::io::duplex(64);
-        let (_watched, timer) = watch(server, HEADER, IDLE);
+        let (_watched, timer) = watch(server, Vec::new(), HEADER, IDLE);
         let mut first = timer.sleep_until(Instant::now());
         let took = pending_for(&mut first, HEADER).await;
         assert!(took < IDLE, "first wait took {took:?}");
@@ -284,7 +307,7 @@ mod tests {
     #[tokio::test]
     async fn a_byte_starts_the_header_timeout() {
         let (mut client, server) = tokio::io::duplex(64);
-        let (mut watched, timer) = watch(server, HEADER, IDLE);
+        let (mut watched, timer) = watch(server, Vec::new(), HEADER, IDLE);
         let _first = timer.sleep_until(Instant::now());
         let mut second = timer.sleep_until(Instant::now());
         tokio::time::sleep(Duration::from_millis(150)).await;

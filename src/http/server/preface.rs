@@ -4,12 +4,9 @@
 //! hyper-util's auto builder does the same but waits for the bytes without a limit, so a
 //! client that connects and sends nothing would hold its connection for good.
 
-use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::phase::Expired;
 
@@ -23,13 +20,13 @@ pub enum Version {
     Http2,
 }
 
-/// Reads the first bytes of `io` (no more than tell the versions apart) and hands them back
-/// in front of the rest. `Err(Some(phase))`: nothing decisive came within `timeout` (nothing
+/// Reads the first bytes of `io` (no more than tell the versions apart) and returns them, for
+/// hyper to read first (`phase::watch`). `Err(Some(phase))`: nothing decisive came within `timeout` (nothing
 /// at all: `Idle`, a start: `Header`); `Err(None)`: the peer left.
 pub async fn sniff<I: AsyncRead + Unpin>(
     mut io: I,
     timeout: Duration,
-) -> Result<(Version, Prefixed<I>), Option<Expired>> {
+) -> Result<(Version, Vec<u8>, I), Option<Expired>> {
     let mut first = Vec::with_capacity(H2_START.len());
     let read = async {
         // `first` is only appended to, so what came before a timeout is still there.
@@ -55,62 +52,7 @@ pub async fn sniff<I: AsyncRead + Unpin>(
     } else {
         Version::Http1
     };
-    Ok((version, Prefixed { first, at: 0, io }))
-}
-
-/// A connection whose first bytes were already read: they are read again first.
-#[derive(Debug)]
-pub struct Prefixed<I> {
-    first: Vec<u8>,
-    at: usize,
-    io: I,
-}
-
-impl<I: AsyncRead + Unpin> AsyncRead for Prefixed<I> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        if self.at < self.first.len() {
-            let rest = &self.first[self.at..];
-            let n = rest.len().min(buf.remaining());
-            buf.put_slice(&rest[..n]);
-            self.at += n;
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut self.io).poll_read(cx, buf)
-    }
-}
-
-impl<I: AsyncWrite + Unpin> AsyncWrite for Prefixed<I> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
+    Ok((version, first, io))
 }
 
 #[cfg(test)]
@@ -121,18 +63,18 @@ mod tests {
 
     const PATIENCE: Duration = Duration::from_secs(5);
 
+    /// The version, and what was read then and after: the whole of `sent`.
     async fn sniffed(sent: &[u8]) -> Option<(Version, Vec<u8>)> {
         let (mut client, server) = tokio::io::duplex(64);
         client.write_all(sent).await.expect("write");
         drop(client);
-        let (version, mut io) = sniff(server, PATIENCE).await.ok()?;
-        let mut again = Vec::new();
-        io.read_to_end(&mut again).await.expect("read");
-        Some((version, again))
+        let (version, mut first, mut io) = sniff(server, PATIENCE).await.ok()?;
+        io.read_to_end(&mut first).await.expect("read");
+        Some((version, first))
     }
 
     #[tokio::test]
-    async fn the_preface_is_http2_and_every_byte_is_read_again() {
+    async fn the_preface_is_http2_and_no_byte_is_lost() {
         let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
         assert_eq!(
             sniffed(preface).await,
