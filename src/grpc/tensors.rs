@@ -24,13 +24,8 @@ pub fn inputs(
         .into_iter()
         .map(|tensor| {
             let name = format!("input {:?}", tensor.name);
-            let datatype = DataType::parse(&tensor.datatype).ok_or_else(|| {
-                ApiError::invalid_tensor(format!(
-                    "{name} has datatype {:?}; the protocol's are {}",
-                    tensor.datatype,
-                    DataType::ALL.map(DataType::as_str).join(", ")
-                ))
-            })?;
+            let datatype =
+                DataType::of_input(&name, &tensor.datatype).map_err(ApiError::invalid_tensor)?;
             let elements = match (raw.next(), tensor.contents) {
                 (Some(_), Some(_)) => Err("has contents as well as raw_input_contents".into()),
                 (Some(bytes), None) => Elements::from_raw(datatype, &bytes),

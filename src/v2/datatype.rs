@@ -69,6 +69,17 @@ impl DataType {
         DataType::ALL.into_iter().find(|d| d.as_str() == text)
     }
 
+    /// The datatype of the input tensor `name` (`input "x"`); the error names both and
+    /// lists the protocol's datatypes.
+    pub fn of_input(name: &str, text: &str) -> Result<DataType, String> {
+        DataType::parse(text).ok_or_else(|| {
+            format!(
+                "{name} has datatype {text:?}; the protocol's are {}",
+                DataType::ALL.map(DataType::as_str).join(", ")
+            )
+        })
+    }
+
     /// Bytes per element in raw form; `None` for BYTES, whose elements each carry a length.
     pub const fn width(self) -> Option<usize> {
         match self {

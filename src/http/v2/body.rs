@@ -103,13 +103,8 @@ pub fn decode(headers: &HeaderMap, body: &[u8]) -> Result<Decoded, ApiError> {
     let mut inputs = Vec::with_capacity(request.inputs.len());
     for input in request.inputs {
         let name = format!("input {:?}", input.name);
-        let datatype = DataType::parse(&input.datatype).ok_or_else(|| {
-            ApiError::invalid_tensor(format!(
-                "{name} has datatype {:?}; the protocol's are {}",
-                input.datatype,
-                DataType::ALL.map(DataType::as_str).join(", ")
-            ))
-        })?;
+        let datatype =
+            DataType::of_input(&name, &input.datatype).map_err(ApiError::invalid_tensor)?;
         let size = input.parameters.size("binary_data_size", &name)?;
         let elements = match (size, &input.data) {
             (Some(size), None) => {
