@@ -1,6 +1,7 @@
 //! A tensor's elements: read from the protocol's JSON `data` or raw little-endian bytes (the
 //! binary extension, gRPC's `raw_*_contents`), and written back the same two ways.
 
+use serde::{Serialize, Serializer};
 use serde_json::{Number, Value};
 
 use super::datatype::DataType;
@@ -44,25 +45,6 @@ impl Elements {
                 Value::String(String::from_utf8(v[i].clone()).map_err(|_| "is not UTF-8 text")?)
             }
         })
-    }
-
-    /// The elements as the protocol's JSON `data`: a flat array.
-    pub fn to_json(&self) -> Value {
-        match self {
-            Elements::Bool(v) => Value::from(v.clone()),
-            Elements::Int(v) => Value::from(v.clone()),
-            Elements::UInt(v) => Value::from(v.clone()),
-            Elements::Float(v) => Value::Array(
-                v.iter()
-                    .map(|x| Number::from_f64(*x).map_or(Value::Null, Value::Number))
-                    .collect(),
-            ),
-            Elements::Bytes(v) => Value::Array(
-                v.iter()
-                    .map(|b| Value::String(String::from_utf8_lossy(b).into_owned()))
-                    .collect(),
-            ),
-        }
     }
 
     /// The elements in raw form, in their widest type of the family (which is the datatype
@@ -190,6 +172,24 @@ impl Elements {
                 )
             }
         })
+    }
+}
+
+/// The elements as the protocol's JSON `data`: a flat array, written straight from the
+/// elements (no `Value` in between; a non-finite float is `null`, bytes are read as UTF-8).
+impl Serialize for Elements {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Elements::Bool(v) => v.serialize(serializer),
+            Elements::Int(v) => v.serialize(serializer),
+            Elements::UInt(v) => v.serialize(serializer),
+            Elements::Float(v) => {
+                serializer.collect_seq(v.iter().map(|x| x.is_finite().then_some(*x)))
+            }
+            Elements::Bytes(v) => {
+                serializer.collect_seq(v.iter().map(|b| String::from_utf8_lossy(b)))
+            }
+        }
     }
 }
 

@@ -185,7 +185,7 @@ pub struct ResponseOutput {
     #[serde(skip_serializing_if = "Option::is_none")]
     parameters: Option<BinarySize>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    data: Option<Value>,
+    data: Option<Elements>,
 }
 
 #[derive(Debug, Serialize)]
@@ -212,7 +212,7 @@ pub fn encode(
                 None,
             )
         } else {
-            (None, Some(output.elements.to_json()))
+            (None, Some(output.elements))
         };
         response.outputs.push(ResponseOutput {
             name: output.name,
