@@ -42,13 +42,13 @@ impl Inference {
         model: Option<&str>,
     ) -> Result<Arc<Principal>, ApiError> {
         let state = &self.state;
-        let headers = request.metadata().clone().into_headers();
+        let headers: &axum::http::HeaderMap = request.metadata().as_ref();
         // As REST names the client: behind a trusted proxy, the address it forwards for.
         let client_ip = request
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
-            .map(|info| state.trusted_proxies.client(info.0.ip(), &headers));
-        let key = extract::api_key(&headers, None, false);
+            .map(|info| state.trusted_proxies.client(info.0.ip(), headers));
+        let key = extract::api_key(headers, None, false);
         let principal = authn::principal(state, key, client_ip).await?;
         if !allows(&principal.scopes, Scope::Predict) {
             return Err(AuthError::InsufficientScope {

@@ -95,23 +95,22 @@ pub async fn score(
 
 /// The per-model counters a Triton user looks for: requests by outcome, rows scored.
 fn count(model: &Model, protocol: Protocol, scored: &Result<Scored, ApiError>) {
-    let labels = [
-        ("model", model.id().to_string()),
-        ("version", model.version().version.clone()),
-        ("protocol", protocol.as_str().to_string()),
-    ];
+    let (model_id, version) = (model.id().to_string(), model.version().version.clone());
+    let protocol = protocol.as_str();
     let outcome = match scored {
         Ok(_) => "ok",
         Err(error) => error.code.as_str(),
     };
-    let mut with_outcome = labels.to_vec();
-    with_outcome.push(("outcome", outcome.to_string()));
-    metrics::counter!(crate::metrics::INFERENCE_REQUESTS, &with_outcome).increment(1);
+    metrics::counter!(crate::metrics::INFERENCE_REQUESTS, "model" => model_id.clone(),
+        "version" => version.clone(), "protocol" => protocol, "outcome" => outcome)
+    .increment(1);
     if let Ok(scored) = scored {
         let rows = match &scored.predictions {
             Value::Array(rows) => rows.len(),
             _ => 1,
         };
-        metrics::counter!(crate::metrics::INFERENCE_ROWS, &labels).increment(rows as u64);
+        metrics::counter!(crate::metrics::INFERENCE_ROWS, "model" => model_id,
+            "version" => version, "protocol" => protocol)
+        .increment(rows as u64);
     }
 }

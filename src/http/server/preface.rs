@@ -30,14 +30,16 @@ pub async fn sniff<I: AsyncRead + Unpin>(
     let mut first = Vec::with_capacity(H2_START.len());
     let read = async {
         // `first` is only appended to, so what came before a timeout is still there.
-        let mut byte = [0u8; 1];
-        // Byte by byte, stopping at the first that rules HTTP/2 out: an HTTP/1 request as
-        // short as `GET` must not wait for bytes it will never send.
+        let mut chunk = [0u8; H2_START.len()];
+        // Until a byte rules HTTP/2 out (an HTTP/1 request as short as `GET` must not wait for
+        // bytes it will never send) or the whole `PRI ` is in; usually one read.
         while first.len() < H2_START.len() && H2_START.starts_with(&first) {
-            if io.read(&mut byte).await.ok()? == 0 {
+            let wanted = H2_START.len() - first.len();
+            let n = io.read(&mut chunk[..wanted]).await.ok()?;
+            if n == 0 {
                 return None;
             }
-            first.push(byte[0]);
+            first.extend_from_slice(&chunk[..n]);
         }
         Some(())
     };
