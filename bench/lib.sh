@@ -1,5 +1,6 @@
-# Shared pieces of the HTTP benchmarks (sourced by bench/http.sh and bench/logging.sh): the
-# release build, a server on its own fresh SQLite store, a key, and the prediction they send.
+# Shared pieces of the HTTP benchmarks (sourced by bench/http.sh, bench/logging.sh,
+# bench/protocols.sh and bench/sizing.sh): the release build, a server on its own fresh SQLite
+# store, a key, the prediction they send, and the memory a process used.
 # Callers `set -euo pipefail` and `cd` to the repository root first.
 
 bench_port=${BENCH_PORT:-18080}
@@ -28,9 +29,9 @@ bench_use_store() {
   export MODELGATE_GRPC_LISTEN="127.0.0.1:$bench_grpc_port"
 }
 
-# Prints a new key with the predict scope.
+# Prints a new key with the predict scope; arguments go to `keys create` (e.g. --rate-limit).
 bench_create_key() {
-  "$bench_bin" keys create --name bench --json |
+  "$bench_bin" keys create --name bench --json "$@" |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["key"])'
 }
 
@@ -62,4 +63,13 @@ bench_stop_server() {
 bench_warm() {
   curl -fsS "$bench_url/api/v1/models/21/predict" -H "Authorization: Bearer $1" \
     -H 'Content-Type: application/json' -d "$BENCH_BODY" >/dev/null
+}
+
+# peak_rss_kib PID: VmHWM of PID and its descendants, added up.
+peak_rss_kib() {
+  local total=0 pid
+  for pid in $1 $(pgrep -P "$1" 2>/dev/null || true); do
+    total=$((total + $(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
 }

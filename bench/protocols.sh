@@ -113,14 +113,6 @@ run_grpc() {
   env BENCH_GRPC_ADDR="$addr" BENCH_ROWS="$rows" BENCH_CONNECTIONS="$connections" \
     BENCH_CHANNELS="$channels" BENCH_DURATION_S="$secs" "$@" "$grpc_load" | tee "$work/$case.out" >&2
 }
-# peak_rss_kib PID: VmHWM of PID and its descendants, added up.
-peak_rss_kib() {
-  local total=0 pid
-  for pid in $1 $(pgrep -P "$1" 2>/dev/null || true); do
-    total=$((total + $(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
-}
 
 # ---- modelgate
 bench_use_store protocols
