@@ -523,3 +523,54 @@ async fn bad_timeout_is_a_usage_error() {
         assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
     }
 }
+
+#[tokio::test]
+async fn a_cluster_node_without_redis_cluster_is_named_and_each_master_is_checked_with_it() {
+    let cluster = support::redis_cluster::RedisCluster::start().await;
+    let dir = tempfile::tempdir().expect("dir");
+    let seeds = cluster.seeds();
+    let first = seeds.split(',').next().expect("a seed").to_string();
+
+    let run = doctor(dir.path(), &[redis_url(first.clone())], &["--json"]).await;
+    run.assert_code(3);
+    assert_eq!(run.failed_step("redis"), "roundtrip");
+    run.assert_verdict("redis", "server answered MOVED");
+    run.assert_verdict("redis", "set redis.cluster");
+
+    let cluster_on = ("MODELGATE_REDIS_CLUSTER", "true".to_string());
+    let run = doctor(dir.path(), &[redis_url(first), cluster_on], &["--json"]).await;
+    run.assert_code(0);
+    let redis: Vec<Value> = run.json()["dependencies"]
+        .as_array()
+        .expect("dependencies")
+        .iter()
+        .filter(|d| d["name"] == "redis")
+        .cloned()
+        .collect();
+    // The seed, then each of the three masters it listed, every one checked to PING.
+    assert_eq!(redis.len(), 4, "{}", run.stdout);
+    assert!(redis.iter().all(|d| d["ok"] == true), "{}", run.stdout);
+    let listed = redis[0]["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .find(|s| s["step"] == "cluster")
+        .and_then(|s| s["detail"].as_str())
+        .expect("a cluster step")
+        .to_string();
+    assert!(listed.contains("3 masters"), "{listed}");
+    assert!(listed.contains("every slot assigned"), "{listed}");
+
+    // A plain server named as a cluster is refused just as clearly.
+    let run = doctor(
+        dir.path(),
+        &[
+            redis_url(format!("redis://{REDIS}")),
+            ("MODELGATE_REDIS_CLUSTER", "true".to_string()),
+        ],
+        &["--json"],
+    )
+    .await;
+    run.assert_code(3);
+    run.assert_verdict("redis", "not a Cluster node");
+}

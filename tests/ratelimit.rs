@@ -84,7 +84,7 @@ async fn headers_count_down_and_the_429_says_when_to_retry() {
 
     // The state is global: it lives in Redis under the key's id, and expires with the TAT.
     let ttl: i64 = direct
-        .pttl(format!("modelgate:rl:v1:{id}"))
+        .pttl(modelgate::ratelimit::state_key(&id))
         .await
         .expect("pttl");
     assert!((50_000..=60_000).contains(&ttl), "pttl {ttl}");
@@ -236,7 +236,7 @@ async fn redis_fault_leaves_each_instance_its_share(fault: Fault) {
         }
     }
     let exists: bool = direct
-        .exists(format!("modelgate:rl:v1:{id}"))
+        .exists(modelgate::ratelimit::state_key(&id))
         .await
         .expect("exists");
     assert!(exists, "{fault:?}: the state is in Redis again");

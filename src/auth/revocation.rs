@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
-
 use super::KeyCache;
 use crate::redis::Redis;
 
@@ -21,14 +19,11 @@ pub fn spawn_listener(redis: Redis, local: KeyCache) -> tokio::task::JoinHandle<
         let mut backoff = Duration::from_millis(100);
         loop {
             match redis.subscribe(REVOCATIONS_CHANNEL).await {
-                Ok(mut pubsub) => {
+                Ok(mut subscription) => {
                     tracing::info!("listening for key revocations on Redis");
                     backoff = Duration::from_millis(100);
-                    let mut messages = pubsub.on_message();
-                    while let Some(message) = messages.next().await {
-                        if let Ok(key_hash) = message.get_payload::<String>() {
-                            local.evict(&key_hash).await;
-                        }
+                    while let Some(key_hash) = subscription.next().await {
+                        local.evict(&key_hash).await;
                     }
                     tracing::warn!("revocation subscription lost; reconnecting");
                 }

@@ -12,13 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
-use redis::aio::ConnectionManager;
 use redis::AsyncCommands;
 
 use super::revocation::REVOCATIONS_CHANNEL;
 use super::shared_entry::{self, Rejection};
 use super::{CacheSecret, Principal, Scope};
-use crate::redis::{ExchangeError, Redis};
+use crate::redis::{Connection, ExchangeError, Redis};
 
 /// Where earlier versions kept their entries (v1 unsigned, v2 signed but without the key's
 /// models); deleted on revocation so that an instance of such a version still running in a
@@ -104,7 +103,7 @@ pub async fn revoke_shared_now(redis: &Redis, key_hash: &str) -> Result<(), Exch
 }
 
 /// Deletes the key's entries and announces the revocation.
-async fn forget(mut c: ConnectionManager, key_hash: String) -> redis::RedisResult<()> {
+async fn forget(mut c: Connection, key_hash: String) -> redis::RedisResult<()> {
     let mut keys = vec![shared_entry::entry_key(&key_hash)];
     keys.extend(
         EARLIER_KEY_PREFIXES

@@ -106,7 +106,17 @@ fn build(scheme: &str, token: Option<&str>, host: &str, port: u16, db_suffix: bo
     format!("{scheme}://{auth}{host}:{port}{suffix}")
 }
 
-/// Returns the normalized Redis URL, or `None` when nothing configures Redis.
+/// One node's URL: as given when it has a scheme, else built from `host[:port]`.
+fn node_url(node: &str, scheme: &str, token: Option<&str>) -> Result<String, RedisUrlError> {
+    if has_scheme(node) {
+        return Ok(node.to_string());
+    }
+    let (host, port) = split_host_port(node)?;
+    Ok(build(scheme, token, host, port, false))
+}
+
+/// Returns the normalized Redis URL, or `None` when nothing configures Redis. A
+/// comma-separated list (a Cluster's seed nodes) is normalized node by node.
 pub fn normalize(settings: &RedisSettings) -> Result<Option<String>, RedisUrlError> {
     let scheme = if tls_enabled(settings) {
         "rediss"
@@ -115,11 +125,11 @@ pub fn normalize(settings: &RedisSettings) -> Result<Option<String>, RedisUrlErr
     };
     let token = clean(&settings.token);
     if let Some(url) = clean(&settings.url) {
-        if has_scheme(url) {
-            return Ok(Some(url.to_string()));
-        }
-        let (host, port) = split_host_port(url)?;
-        return Ok(Some(build(scheme, token, host, port, false)));
+        let nodes = url
+            .split(',')
+            .map(|node| node_url(node.trim(), scheme, token))
+            .collect::<Result<Vec<_>, _>>()?;
+        return Ok(Some(nodes.join(",")));
     }
     let Some(host) = clean(&settings.host) else {
         return Ok(None);
@@ -216,6 +226,23 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(norm(settings), None);
+    }
+
+    #[test]
+    fn seed_nodes_are_normalized_one_by_one() {
+        let settings = RedisSettings {
+            url: Some("10.0.0.1:7000, redis://10.0.0.2:7001 ,10.0.0.3".into()),
+            token: Some("p@ss".into()),
+            ..Default::default()
+        };
+        assert_eq!(
+            norm(settings).as_deref(),
+            Some("redis://:p%40ss@10.0.0.1:7000/0,redis://10.0.0.2:7001,redis://:p%40ss@10.0.0.3:6379/0")
+        );
+        assert_eq!(
+            normalize(&url("a:1,b:x")),
+            Err(RedisUrlError::BadPort("x".into()))
+        );
     }
 
     #[test]

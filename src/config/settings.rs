@@ -96,9 +96,13 @@ pub struct DatabaseConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RedisConfig {
-    /// Normalized Redis URL; unset means no Redis.
+    /// Normalized Redis URL; unset means no Redis. With `cluster`, one seed node or a
+    /// comma-separated list of them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
+    /// Redis is a Cluster (as managed Redis in cluster mode is): keys are routed to the node
+    /// that owns their slot, and `MOVED` is followed.
+    pub cluster: bool,
     /// Longest a (background) connection attempt may take.
     #[serde(with = "humantime_serde")]
     pub connect_timeout: Duration,
@@ -120,6 +124,7 @@ impl Default for RedisConfig {
     fn default() -> Self {
         RedisConfig {
             url: None,
+            cluster: false,
             connect_timeout: Duration::from_millis(200),
             command_timeout: Duration::from_millis(25),
             write_timeout: Duration::from_millis(250),

@@ -49,8 +49,22 @@ impl Config {
             ),
             (
                 "redis.url",
-                url_with(&self.redis.url, &redis_url::SCHEMES),
-                "expected a redis://, rediss:// or unix:// URL, or host[:port]",
+                self.redis.url.as_deref().is_none_or(|raw| {
+                    let nodes: Vec<Option<String>> =
+                        raw.split(',').map(|n| Some(n.trim().to_string())).collect();
+                    if self.redis.cluster {
+                        nodes.iter().all(|node| url_with(node, &["redis", "rediss"]))
+                    } else {
+                        nodes.len() == 1 && url_with(&nodes[0], &redis_url::SCHEMES)
+                    }
+                }),
+                if self.redis.cluster {
+                    "expected the cluster's seed nodes as redis:// or rediss:// URLs or \
+                     host[:port], comma-separated"
+                } else {
+                    "expected a redis://, rediss:// or unix:// URL, or host[:port] (a list of \
+                     seed nodes needs redis.cluster = true)"
+                },
             ),
             (
                 "redis.tls_ca_file",

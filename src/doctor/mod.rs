@@ -95,7 +95,9 @@ pub async fn diagnose(config: &Config, timeout: Duration) -> Report {
         models::check(config, timeout),
         mlflow::check(config, timeout),
     );
-    let mut dependencies = vec![database, redis, auth_service, models];
+    let mut dependencies = vec![database];
+    dependencies.extend(redis);
+    dependencies.extend([auth_service, models]);
     dependencies.extend(registries);
     let mut report = Report {
         status: Status::Ok,

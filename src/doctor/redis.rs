@@ -1,5 +1,8 @@
 //! Redis: dns, tcp, tls (or a plaintext probe), AUTH, and SELECT + PING, spoken in raw RESP so
-//! that each layer's failure can be told apart.
+//! that each layer's failure can be told apart. The round trip also asks whether the server is
+//! a Cluster node, which a client that is not cluster-aware cannot use (it answers `MOVED`).
+//! With `redis.cluster`, the first seed that answers lists the cluster's masters, and each
+//! master is then checked like a server of its own.
 
 use std::time::Duration;
 
@@ -14,35 +17,187 @@ use crate::redis::{tls_trust, TlsTrust};
 
 /// A reply line longer than this is not a reply to our commands.
 const MAX_LINE: usize = 4096;
+/// `CLUSTER NODES` is about 100 bytes per node.
+const MAX_BULK: usize = 1024 * 1024;
 const CA_HINT: &str = "set redis.tls_ca_file (MODELGATE_REDIS_TLS_CA_FILE) to the PEM file of \
                        the CA that signed the server's certificate";
 
 trait Conn: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Conn for T {}
 
-pub(crate) async fn check(config: &RedisConfig, timeout: Duration) -> DependencyReport {
+pub(crate) async fn check(config: &RedisConfig, timeout: Duration) -> Vec<DependencyReport> {
     let Some(url) = config.url.as_deref() else {
-        return DependencyReport::not_configured("redis", "optional: no shared cache");
+        return vec![DependencyReport::not_configured(
+            "redis",
+            "optional: no shared cache",
+        )];
     };
+    if !config.cluster {
+        return vec![check_node(config, url, timeout, Role::Single).await.0];
+    }
+    let mut reports = Vec::new();
+    for seed in url.split(',').map(str::trim) {
+        let (report, masters) = check_node(config, seed, timeout, Role::Seed).await;
+        reports.push(report);
+        if let Some(masters) = masters {
+            for master in masters {
+                let node_url = node_url(seed, &master);
+                reports.push(check_node(config, &node_url, timeout, Role::Master).await.0);
+            }
+            return reports;
+        }
+    }
+    reports
+}
+
+/// What the node being checked is expected to be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    /// `redis.cluster` is off: the server must not be a Cluster node.
+    Single,
+    /// A seed of the Cluster: it must be one, and it lists the masters.
+    Seed,
+    /// A master the seed listed.
+    Master,
+}
+
+/// One node's report, and the masters it listed when it is a seed that answered.
+async fn check_node(
+    config: &RedisConfig,
+    url: &str,
+    timeout: Duration,
+    role: Role,
+) -> (DependencyReport, Option<Vec<String>>) {
     let target = match target(url) {
         Ok(target) => target,
         Err(cause) => {
             let mut check = Check::new("redis", false, url, Vec::new(), timeout);
             check.fail("url", None, cause.to_string());
-            return check.finish();
+            return (check.finish(), None);
         }
     };
-    let steps = match target.location {
+    let mut steps = match target.location {
         Location::Tcp { .. } => vec!["dns", "tcp", "tls", "auth", "roundtrip"],
         Location::Unix(_) => vec!["socket", "tls", "auth", "roundtrip"],
     };
+    if role == Role::Seed {
+        steps.push("cluster");
+    }
     let mut check = Check::new("redis", false, url, steps, timeout);
+    let mut masters = None;
     if let Some(mut conn) = connect(&mut check, config, &target).await {
         // The plaintext probe's answer doubles as the password check when no AUTH is sent.
         let first_reply = conn.1.take();
-        finish(&mut check, &mut conn.0, &target, first_reply).await;
+        if finish(&mut check, &mut conn.0, &target, first_reply, role).await && role == Role::Seed {
+            let silence = "the seed did not list the cluster's nodes";
+            masters = check
+                .run("cluster", silence, cluster_masters(&mut conn.0))
+                .await;
+        }
     }
-    check.finish()
+    (check.finish(), masters)
+}
+
+/// `seed` with its host and port replaced by `node`'s (`host:port`), credentials kept.
+fn node_url(seed: &str, node: &str) -> String {
+    let Some((host, port)) = node.rsplit_once(':') else {
+        return seed.to_string();
+    };
+    let Ok(mut url) = url::Url::parse(seed) else {
+        return seed.to_string();
+    };
+    if url.set_host(Some(host)).is_err() {
+        return seed.to_string();
+    }
+    let _ = url.set_port(port.parse().ok());
+    url.to_string()
+}
+
+/// The masters `CLUSTER NODES` lists (`host:port` each), and whether every slot is served.
+async fn cluster_masters(conn: &mut Box<dyn Conn>) -> Result<(Vec<String>, String), String> {
+    let nodes = expect_reply(command(conn, &["CLUSTER", "NODES"]).await, None)?;
+    if nodes.starts_with('-') {
+        return Err(format!("CLUSTER NODES refused: {}", printable(&nodes)));
+    }
+    let cluster = parse_nodes(&nodes);
+    let masters: Vec<String> = cluster.masters.iter().map(|m| m.to_string()).collect();
+    let mut detail = format!(
+        "{} masters ({}), {} replicas",
+        masters.len(),
+        masters.join(", "),
+        cluster.replicas
+    );
+    if !cluster.failing.is_empty() {
+        return Err(format!(
+            "the cluster marks {} as failing: a master is down (its slots fail until a replica \
+             is promoted) or a replica is",
+            cluster.failing.join(", ")
+        ));
+    }
+    if cluster.slots < SLOTS {
+        return Err(format!(
+            "{detail}, but only {} of {SLOTS} slots are assigned: keys in the others fail",
+            cluster.slots
+        ));
+    }
+    detail.push_str(", every slot assigned");
+    Ok((masters, detail))
+}
+
+const SLOTS: u32 = 16384;
+
+/// What `CLUSTER NODES` says.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Nodes<'a> {
+    masters: Vec<&'a str>,
+    replicas: usize,
+    /// Nodes flagged `fail` or `fail?`.
+    failing: Vec<&'a str>,
+    /// Slots assigned to masters.
+    slots: u32,
+}
+
+/// Reads `CLUSTER NODES`: `<id> <ip:port@cport[,hostname]> <flags> <master> <ping> <pong>
+/// <epoch> <link> <slot> <slot>...`, one node per line.
+fn parse_nodes(text: &str) -> Nodes<'_> {
+    let mut nodes = Nodes::default();
+    for line in text.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (Some(address), Some(flags)) = (fields.get(1), fields.get(2)) else {
+            continue;
+        };
+        let address = address.split(['@', ',']).next().unwrap_or(address);
+        let flags: Vec<&str> = flags.split(',').collect();
+        if flags.iter().any(|f| *f == "fail" || *f == "fail?") {
+            nodes.failing.push(address);
+            continue;
+        }
+        if flags.contains(&"master") {
+            nodes.masters.push(address);
+            nodes.slots += fields
+                .iter()
+                .skip(8)
+                .map(|range| slot_count(range))
+                .sum::<u32>();
+        } else if flags.contains(&"slave") || flags.contains(&"replica") {
+            nodes.replicas += 1;
+        }
+    }
+    nodes
+}
+
+/// `a-b` or `a`; a slot being migrated (`[a->-id]`) is not counted twice.
+fn slot_count(range: &str) -> u32 {
+    if range.starts_with('[') {
+        return 0;
+    }
+    match range.split_once('-') {
+        Some((from, to)) => match (from.parse::<u32>(), to.parse::<u32>()) {
+            (Ok(from), Ok(to)) if to >= from => to - from + 1,
+            _ => 0,
+        },
+        None => u32::from(range.parse::<u32>().is_ok()),
+    }
 }
 
 /// Silence after a plaintext PING.
@@ -152,7 +307,8 @@ async fn finish(
     conn: &mut Box<dyn Conn>,
     target: &Target,
     first_reply: Option<String>,
-) {
+    role: Role,
+) -> bool {
     let secret = target.password.as_deref();
     let silence = "the server did not answer the password check";
     if check
@@ -160,12 +316,17 @@ async fn finish(
         .await
         .is_none()
     {
-        return;
+        return false;
     }
     let silence = "the server accepted the connection but did not answer PING";
     check
-        .run("roundtrip", silence, roundtrip(conn, target.db, secret))
-        .await;
+        .run(
+            "roundtrip",
+            silence,
+            roundtrip(conn, target.db, secret, role),
+        )
+        .await
+        .is_some()
 }
 
 /// On a plaintext URL: PING, and if the server at `tcp` hangs up instead of answering, find out
@@ -260,6 +421,7 @@ async fn roundtrip(
     conn: &mut Box<dyn Conn>,
     db: u32,
     secret: Option<&str>,
+    role: Role,
 ) -> Result<((), String), String> {
     if db != 0 {
         let index = db.to_string();
@@ -273,19 +435,41 @@ async fn roundtrip(
     }
     let started = std::time::Instant::now();
     let reply = expect_reply(command(conn, &["PING"]).await, secret)?;
+    let elapsed = started.elapsed();
     match reply.as_str() {
-        "+PONG" => Ok((
-            (),
-            format!(
-                "PING answered PONG in {:.1} ms (database {db})",
-                started.elapsed().as_secs_f64() * 1000.0
-            ),
-        )),
+        "+PONG" => {
+            let is_cluster = cluster_enabled(conn, secret).await?;
+            match (role, is_cluster) {
+                (Role::Single, true) => Err("server answered MOVED: it is a Redis Cluster node, \
+                     which sends each key's commands to the node that owns its slot; set \
+                     redis.cluster (MODELGATE_REDIS_CLUSTER=true)"
+                    .into()),
+                (Role::Seed | Role::Master, false) => Err("redis.cluster is set, but this \
+                     server is not a Cluster node: unset redis.cluster, or name the cluster's \
+                     nodes"
+                    .into()),
+                _ => Ok((
+                    (),
+                    format!(
+                        "PING answered PONG in {:.1} ms (database {db}{})",
+                        elapsed.as_secs_f64() * 1000.0,
+                        if is_cluster { ", cluster node" } else { "" }
+                    ),
+                )),
+            }
+        }
         other if other.starts_with("-LOADING") => {
             Err("Redis is loading its dataset into memory: retry in a moment".into())
         }
         other => Err(format!("PING answered {}", scrub(other, secret))),
     }
+}
+
+/// Whether the server is a Cluster node: `CLUSTER INFO` answers its state there, and an error
+/// ("cluster support disabled") elsewhere.
+async fn cluster_enabled(conn: &mut Box<dyn Conn>, secret: Option<&str>) -> Result<bool, String> {
+    let reply = expect_reply(command(conn, &["CLUSTER", "INFO"]).await, secret)?;
+    Ok(reply.starts_with("cluster_"))
 }
 
 fn expect_reply(
@@ -299,7 +483,8 @@ fn expect_reply(
     }
 }
 
-/// Sends one RESP command and reads one line of reply; `None` when the server hung up first.
+/// Sends one RESP command and reads its reply: one line, or the text of a bulk string (`$n`);
+/// `None` when the server hung up first.
 async fn command<S: AsyncRead + AsyncWrite + Unpin>(
     conn: &mut S,
     args: &[&str],
@@ -327,9 +512,24 @@ async fn command<S: AsyncRead + AsyncWrite + Unpin>(
         line.extend_from_slice(&buffer[..n]);
     }
     let end = line.iter().position(|&b| b == b'\n').unwrap_or(line.len());
-    Ok(Some(
-        String::from_utf8_lossy(&line[..end]).trim_end().to_string(),
-    ))
+    let first = String::from_utf8_lossy(&line[..end]).trim_end().to_string();
+    let Some(length) = first
+        .strip_prefix('$')
+        .and_then(|n| n.parse::<usize>().ok())
+        .filter(|n| *n <= MAX_BULK)
+    else {
+        return Ok(Some(first));
+    };
+    let mut body = line.split_off((end + 1).min(line.len()));
+    while body.len() < length {
+        let n = conn.read(&mut buffer).await?;
+        if n == 0 {
+            break;
+        }
+        body.extend_from_slice(&buffer[..n]);
+    }
+    body.truncate(length);
+    Ok(Some(String::from_utf8_lossy(&body).into_owned()))
 }
 
 /// At most 60 printable characters of what a non-Redis server said.
@@ -344,4 +544,39 @@ fn printable(text: &str) -> String {
         })
         .take(60)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NODES: &str = "\
+07c3 127.0.0.1:30004@40004 slave e7d1 0 1426238317239 4 connected
+67ed 127.0.0.1:30002@40002 master - 0 1426238316232 2 connected 5461-10922
+292f 127.0.0.1:30003@40003,redis-3 master - 0 1426238318243 3 connected 10923-16383
+6ec2 127.0.0.1:30005@40005 slave 67ed 0 1426238316232 5 connected
+824f 127.0.0.1:30006@40006 slave,fail 292f 0 1426238317741 6 connected
+e7d1 127.0.0.1:30001@40001 myself,master - 0 0 1 connected 0-5460 [93->-292f]
+";
+
+    #[test]
+    fn cluster_nodes_name_the_masters_failing_nodes_and_slots() {
+        assert_eq!(
+            parse_nodes(NODES),
+            Nodes {
+                masters: vec!["127.0.0.1:30002", "127.0.0.1:30003", "127.0.0.1:30001"],
+                replicas: 2,
+                failing: vec!["127.0.0.1:30006"],
+                slots: SLOTS,
+            }
+        );
+    }
+
+    #[test]
+    fn a_master_is_checked_with_the_seeds_credentials() {
+        assert_eq!(
+            node_url("redis://:s%40cret@seed:7000/0", "10.0.0.2:7001"),
+            "redis://:s%40cret@10.0.0.2:7001/0"
+        );
+    }
 }

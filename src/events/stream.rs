@@ -5,15 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use redis::aio::ConnectionManager;
 
 use super::sink::{Sink, SinkError};
 use super::Record;
-use crate::redis::Redis;
+use crate::redis::{Connection, Redis};
 use crate::resilience::Dependency;
 
 pub struct StreamSink {
-    connection: ConnectionManager,
+    connection: Connection,
     dependency: Arc<Dependency>,
     stream: String,
     max_len: u64,

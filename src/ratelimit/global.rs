@@ -3,17 +3,19 @@
 
 use std::sync::Arc;
 
-use redis::aio::ConnectionManager;
-
 use super::gcra::{Decision, Quota};
-use crate::redis::Redis;
+use crate::redis::{Connection, Redis};
 use crate::resilience::{CallError, Dependency};
 
-/// Followed by the key's id (never the key itself).
-const KEY_PREFIX: &str = "modelgate:rl:v1:";
+/// Where a key's GCRA state lives: named by the key's id (never the key itself), which is a
+/// hash tag, so that a Cluster keeps the script's one key on one slot whatever is added later.
+/// (v1 had no tag; its entries expire by themselves within one window.)
+pub fn state_key(key_id: &str) -> String {
+    format!("modelgate:rl:v2:{{{key_id}}}")
+}
 
 pub struct GlobalLimiter {
-    connection: ConnectionManager,
+    connection: Connection,
     /// Redis's one breaker and health state, shared with its other users.
     redis: Arc<Dependency>,
     /// Sent as EVALSHA; loaded (once per Redis server) when Redis answers NOSCRIPT.
@@ -37,7 +39,7 @@ impl GlobalLimiter {
         quota: Quota,
     ) -> Result<Decision, CallError<redis::RedisError>> {
         let mut connection = self.connection.clone();
-        let mut invocation = self.script.key(format!("{KEY_PREFIX}{key_id}"));
+        let mut invocation = self.script.key(state_key(key_id));
         invocation.arg(quota.interval_us()).arg(quota.window_us());
         let (allowed, tat, now): (bool, u64, u64) = self
             .redis

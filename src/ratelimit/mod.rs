@@ -20,6 +20,7 @@ use std::sync::Arc;
 
 pub use failed_auth::FailedAuthThrottle;
 pub use gcra::{Decision, Quota};
+pub use global::state_key;
 
 use crate::config::RateLimitConfig;
 use crate::redis::Redis;

@@ -7,19 +7,26 @@
 //! request-path calls go through the dependency (tens of milliseconds, breaker), and writes
 //! are spawned under the write timeout.
 //!
-//! This is the seam where Redis Cluster will plug in: a cluster connection behind the same
-//! handle, chosen from the configuration here, with no change to the modules that use it.
+//! Redis is a single server or, with `redis.cluster`, a Cluster named by its seed nodes; the
+//! choice is made here, and the users hold the same [`Connection`] either way. On a Cluster
+//! every key a command touches must live in one slot: keys that must be read or written
+//! together carry a hash tag (`{…}`).
 
+mod connection;
+mod subscription;
 mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, PubSub};
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::{ClusterClient, ClusterConfig};
 
 use crate::config::RedisConfig;
 use crate::resilience::{BreakerConfig, CallError, Dependency};
 
+pub use connection::Connection;
+pub use subscription::Subscription;
 pub(crate) use tls::{tls_trust, TlsTrust};
 
 /// Why the Redis client cannot be prepared: the configuration, not the server.
@@ -41,34 +48,61 @@ pub enum ExchangeError {
     TimedOut,
 }
 
+/// What new connections are made from (boxed: the two differ in size, and are used only to
+/// subscribe).
+#[derive(Clone)]
+enum Client {
+    Single(Box<redis::Client>),
+    Cluster(Box<(ClusterClient, ClusterConfig)>),
+}
+
 /// The shared Redis connection. Cheap to clone.
 #[derive(Clone)]
 pub struct Redis {
-    client: redis::Client,
-    connection: ConnectionManager,
+    client: Client,
+    connection: Connection,
     dependency: Arc<Dependency>,
     write_timeout: Duration,
 }
 
 impl Redis {
-    /// Prepares the client without connecting: nothing here waits on Redis.
+    /// Prepares the client without connecting: nothing here waits on Redis. With
+    /// `redis.cluster`, `url` is one seed node or a comma-separated list of them.
     pub fn new(
         config: &RedisConfig,
         url: &str,
         breaker: BreakerConfig,
     ) -> Result<Redis, ClientError> {
-        let client = tls::client(config, url)?;
-        // One attempt per connection, no retries inside the client: its retries (seconds of
-        // backoff) made a refused password look like "did not answer within 25ms" until they
-        // ran out. A failed attempt fails the calls waiting on it with its real cause (e.g.
-        // authentication failed), and the next call starts a new one; our breaker and the
-        // health probe already pace those calls while Redis is down.
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.write_timeout))
-            .set_number_of_retries(0);
-        let connection = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
-            .map_err(|e| ClientError::Url(format!("{:?}", e.kind())))?;
+        let (client, connection) = if config.cluster {
+            let seeds: Vec<&str> = url.split(',').map(str::trim).collect();
+            let client = tls::cluster_client(config, &seeds)?;
+            let timeouts = ClusterConfig::new()
+                .set_connection_timeout(config.connect_timeout)
+                .set_response_timeout(config.write_timeout);
+            let connection = client.get_pending_async_connection_with_config(timeouts.clone());
+            (
+                Client::Cluster(Box::new((client, timeouts))),
+                Connection::Cluster(connection),
+            )
+        } else {
+            let client = tls::client(config, url)?;
+            // One attempt per connection, no retries inside the client: its retries (seconds
+            // of backoff) made a refused password look like "did not answer within 25ms" until
+            // they ran out. A failed attempt fails the calls waiting on it with its real cause
+            // (e.g. authentication failed), and the next call starts a new one; our breaker and
+            // the health probe already pace those calls while Redis is down.
+            let manager_config = ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(config.connect_timeout))
+                .set_response_timeout(Some(config.write_timeout))
+                .set_number_of_retries(0);
+            let connection =
+                ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
+                    .map_err(|e| ClientError::Url(format!("{:?}", e.kind())))?;
+            (
+                Client::Single(Box::new(client)),
+                Connection::Single(connection),
+            )
+        };
         Ok(Redis {
             client,
             connection,
@@ -83,7 +117,7 @@ impl Redis {
     }
 
     /// The shared, self-reconnecting connection; call it through [`Redis::dependency`].
-    pub fn connection(&self) -> ConnectionManager {
+    pub fn connection(&self) -> Connection {
         self.connection.clone()
     }
 
@@ -99,7 +133,7 @@ impl Redis {
     /// never waits.
     pub fn spawn_write<F, Fut>(&self, write: F)
     where
-        F: FnOnce(ConnectionManager) -> Fut + Send + 'static,
+        F: FnOnce(Connection) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = redis::RedisResult<()>> + Send,
     {
         let connection = self.connection.clone();
@@ -113,20 +147,37 @@ impl Redis {
     /// Like [`Redis::spawn_write`], but waits (bounded), for one-shot processes such as the CLI.
     pub async fn write_now<F, Fut>(&self, write: F) -> Result<(), ExchangeError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Connection) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<()>>,
     {
         self.bounded(write(self.connection.clone())).await
     }
 
-    /// A pub/sub connection (its own, as RESP2 requires) subscribed to `channel`.
-    pub async fn subscribe(&self, channel: &str) -> Result<PubSub, ExchangeError> {
-        self.bounded(async {
-            let mut pubsub = self.client.get_async_pubsub().await?;
-            pubsub.subscribe(channel).await?;
-            Ok::<_, redis::RedisError>(pubsub)
-        })
-        .await
+    /// A subscription to `channel` on a connection of its own: a dedicated pub/sub
+    /// connection on a single server; on a Cluster, a RESP3 cluster connection, which receives
+    /// the channel's messages as pushes and subscribes again after a failover.
+    pub async fn subscribe(&self, channel: &str) -> Result<Subscription, ExchangeError> {
+        match &self.client {
+            Client::Single(client) => {
+                self.bounded(async {
+                    let mut pubsub = client.get_async_pubsub().await?;
+                    pubsub.subscribe(channel).await?;
+                    Ok(Subscription::single(pubsub))
+                })
+                .await
+            }
+            Client::Cluster(cluster) => {
+                let (client, timeouts) = cluster.as_ref();
+                let (pushes, received) = tokio::sync::mpsc::unbounded_channel();
+                let config = timeouts.clone().set_push_sender(pushes);
+                self.bounded(async {
+                    let mut connection = client.get_async_connection_with_config(config).await?;
+                    connection.subscribe(channel).await?;
+                    Ok(Subscription::cluster(connection, received))
+                })
+                .await
+            }
+        }
     }
 
     /// `work` within a few write timeouts: long enough for a connection to be made.

@@ -78,12 +78,19 @@ pub async fn wait_for_rows(db_url: &str, count: usize, patience: Duration) -> Ve
 
 /// The records of `stream` in stream order (duplicates included).
 pub async fn stream_records(stream: &str) -> Vec<Value> {
-    let mut redis = super::direct_redis().await;
+    stream_records_on(&mut super::direct_redis().await, stream).await
+}
+
+/// [`stream_records`] on any Redis connection (a Cluster's, say).
+pub async fn stream_records_on(
+    redis: &mut impl redis::aio::ConnectionLike,
+    stream: &str,
+) -> Vec<Value> {
     let entries: Vec<(String, std::collections::HashMap<String, String>)> = redis::cmd("XRANGE")
         .arg(stream)
         .arg("-")
         .arg("+")
-        .query_async(&mut redis)
+        .query_async(redis)
         .await
         .expect("XRANGE");
     entries
@@ -113,6 +120,82 @@ pub async fn delete_stream(stream: &str) {
         if let Ok(mut redis) = client.get_multiplexed_async_connection().await {
             let _: redis::RedisResult<()> =
                 redis::cmd("DEL").arg(stream).query_async(&mut redis).await;
+        }
+    }
+}
+
+/// Waits up to `patience` for every record of `wanted` (ids) to be in `inference_logs` of
+/// `db_url` and in `stream`; how many are still missing from each, `(table, stream)`.
+///
+/// Reads ids only, and the stream from where the last poll stopped: under load both grow by
+/// thousands of records a second, and reading them whole each time outgrows a poll.
+pub async fn undelivered(
+    db_url: &str,
+    stream: &str,
+    wanted: &HashSet<String>,
+    patience: Duration,
+) -> (usize, usize) {
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(db_url)
+        .await
+        .expect("connect to the test database");
+    let mut redis = super::direct_redis().await;
+    let mut in_stream = HashSet::new();
+    let mut after = "-".to_string();
+    let started = Instant::now();
+    let missing = loop {
+        let in_table: HashSet<String> = sqlx::query_scalar("SELECT id FROM inference_logs")
+            .fetch_all(&pool)
+            .await
+            .expect("query inference_logs")
+            .into_iter()
+            .collect();
+        after = read_stream_ids(&mut redis, stream, after, &mut in_stream).await;
+        let missing = (
+            wanted.difference(&in_table).count(),
+            wanted.difference(&in_stream).count(),
+        );
+        if missing == (0, 0) || started.elapsed() > patience {
+            break missing;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    pool.close().await;
+    missing
+}
+
+/// Adds to `ids` the record id of every entry of `stream` after entry `after` (`-`: from the
+/// start); the last entry's id, to go on from.
+async fn read_stream_ids(
+    redis: &mut redis::aio::MultiplexedConnection,
+    stream: &str,
+    mut after: String,
+    ids: &mut HashSet<String>,
+) -> String {
+    const BATCH: usize = 1000;
+    loop {
+        let start = if after == "-" {
+            after.clone()
+        } else {
+            format!("({after}")
+        };
+        let entries: Vec<(String, std::collections::HashMap<String, String>)> =
+            redis::cmd("XRANGE")
+                .arg(stream)
+                .arg(start)
+                .arg("+")
+                .arg("COUNT")
+                .arg(BATCH)
+                .query_async(redis)
+                .await
+                .expect("XRANGE");
+        let full = entries.len() == BATCH;
+        for (entry, mut fields) in entries {
+            ids.extend(fields.remove("id"));
+            after = entry;
+        }
+        if !full {
+            return after;
         }
     }
 }

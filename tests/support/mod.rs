@@ -10,6 +10,7 @@ pub mod mlflow;
 pub mod predict;
 pub mod process;
 pub mod python;
+pub mod redis_cluster;
 pub mod redis_server;
 pub mod wait;
 

@@ -11,6 +11,14 @@ pub struct RedisServer {
     _dir: tempfile::TempDir,
 }
 
+impl RedisServer {
+    /// `kill -9`: the server is gone at once, as in a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for RedisServer {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -1,0 +1,276 @@
+//! Redis Cluster: every Redis user (L2 auth cache, revocations, global rate limits, the
+//! inference stream) works on a real 3-master, 3-replica cluster, and a master killed under
+//! load costs warm keys nothing; everything returns to normal once its replica is promoted,
+//! without a restart.
+
+mod support;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use modelgate::auth::{issue_key, secret, shared_entry, NewKey, Scope};
+use modelgate::config::Config;
+use modelgate::vocabulary::RateLimit;
+use redis::AsyncCommands;
+use support::events::{dedup, stream_records_on};
+use support::predict::{Answer, Barrage};
+use support::redis_cluster::RedisCluster;
+use support::wait::poll;
+use support::{Backend, TestApp};
+
+const SECRET: &str = "shared-secret-of-the-cluster-test-0123456789";
+
+/// Redis is the cluster, with a quick breaker so an outage shows within a test's patience.
+fn on_cluster(seeds: String) -> impl Fn(&mut Config) {
+    move |config| {
+        config.redis.url = Some(seeds.clone());
+        config.redis.cluster = true;
+        config.auth.cache_secret = Some(SECRET.into());
+        config.breaker.consecutive_failures = 3;
+        config.breaker.cooldown = Duration::from_millis(300);
+    }
+}
+
+async fn limited_key(app: &TestApp, limit: &str) -> (String, String) {
+    let issued = issue_key(
+        &app.store,
+        NewKey {
+            name: "limited".into(),
+            scopes: vec![Scope::Predict],
+            rate_limit: Some(limit.parse::<RateLimit>().expect("limit")),
+            ..NewKey::default()
+        },
+    )
+    .await
+    .expect("issue key");
+    (issued.key, issued.record.id)
+}
+
+const FIVE_S: Duration = Duration::from_secs(5);
+const EVERY: Duration = Duration::from_millis(100);
+
+/// The record ids in `stream`, once each.
+async fn stream_ids(
+    reader: &mut redis::cluster_async::ClusterConnection,
+    stream: &str,
+) -> HashSet<String> {
+    dedup(&stream_records_on(reader, stream).await)
+        .iter()
+        .filter_map(|r| r["id"].as_str().map(String::from))
+        .collect()
+}
+
+fn limit_header(response: &reqwest::Response) -> Option<u64> {
+    response
+        .headers()
+        .get("ratelimit-limit")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+#[tokio::test]
+async fn every_redis_user_works_on_a_cluster() {
+    let cluster = RedisCluster::start().await;
+    let mut direct = cluster.connection().await;
+    let a = TestApp::spawn_with(Backend::Sqlite, on_cluster(cluster.seeds())).await;
+    let b = TestApp::spawn_sharing(&a, on_cluster(cluster.seeds())).await;
+
+    // Global rate limit: one GCRA state for both instances, on the key's slot.
+    let (key, id) = limited_key(&a, "20/m").await;
+    let mut admitted = Vec::new();
+    for round in 0..25 {
+        let app = if round % 2 == 0 { &a } else { &b };
+        let predicted = app.predict(&key).await;
+        assert_eq!(
+            limit_header(&predicted.response),
+            Some(20),
+            "the limit is global, not an instance's share"
+        );
+        match predicted.status {
+            200 => admitted.push((round % 2, predicted.log_id().await.expect("log id"))),
+            429 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    assert_eq!(admitted.len(), 20, "20/m across two instances");
+    let state: bool = direct
+        .exists(modelgate::ratelimit::state_key(&id))
+        .await
+        .expect("exists");
+    assert!(state, "the GCRA state lives on the cluster");
+
+    // The inference stream: every acknowledged prediction of `a` is in its stream.
+    let expected: HashSet<String> = admitted
+        .iter()
+        .filter(|(instance, _)| *instance == 0)
+        .map(|(_, id)| id.clone())
+        .collect();
+    let stream = a.state.config.events.stream.clone();
+    let mut reader = cluster.connection().await;
+    poll(FIVE_S, EVERY, "a's records reach the stream", async || {
+        let ids = stream_ids(&mut reader, &stream).await;
+        expected.is_subset(&ids).then_some(())
+    })
+    .await;
+
+    // The L2 auth cache: the key's signed entry is written to its slot.
+    let entry = shared_entry::entry_key(&secret::hash(&key));
+    let mut l2 = cluster.connection().await;
+    poll(FIVE_S, EVERY, "the L2 entry is written", async || {
+        l2.exists::<_, bool>(&entry)
+            .await
+            .unwrap_or(false)
+            .then_some(())
+    })
+    .await;
+
+    // Revocation through one instance reaches the other within a second, through the
+    // cluster's pub/sub (the key is warm in both L1 caches).
+    let warm = a.predict_key().await;
+    assert_eq!(a.predict(&warm).await.status, 200);
+    assert_eq!(b.predict(&warm).await.status, 200);
+    let admin = a.key(&[Scope::Admin]).await;
+    let record = a
+        .store
+        .find_key_by_hash(&secret::hash(&warm))
+        .await
+        .expect("lookup")
+        .expect("the key");
+    let revoked = a
+        .client
+        .delete(a.url(&format!("/api/v1/keys/{}", record.id)))
+        .bearer_auth(&admin)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.status(), 200);
+    let started = Instant::now();
+    loop {
+        if b.predict(&warm).await.status == 401 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the other instance still accepts a revoked key after 1 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    b.stop().await;
+    a.stop().await;
+}
+
+/// A stream name whose slot is served by the same master as `key`'s, so that one kill takes
+/// both down.
+async fn stream_beside(cluster: &RedisCluster, key: &str) -> String {
+    let master = cluster.master_of(key).await;
+    loop {
+        let stream = support::unique_stream();
+        if cluster.master_of(&stream).await == master {
+            return stream;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_master_killed_under_load_costs_warm_keys_nothing() {
+    let mut cluster = RedisCluster::start().await;
+    let seeds = cluster.seeds();
+    let db = support::TestDatabase::new(Backend::Sqlite).await;
+    // The key's limit is generous: the test is about failing over, not about refusals.
+    let probe_app = TestApp::spawn_on(db, on_cluster(seeds.clone())).await;
+    let (key, id) = limited_key(&probe_app, "100000/m").await;
+    let rate_state = modelgate::ratelimit::state_key(&id);
+    let stream = stream_beside(&cluster, &rate_state).await;
+    let app = TestApp::spawn_sharing(&probe_app, {
+        let (adjust, stream) = (on_cluster(seeds), stream.clone());
+        move |config: &mut Config| {
+            adjust(config);
+            config.events.stream = stream;
+        }
+    })
+    .await;
+    assert_eq!(app.predict(&key).await.status, 200, "the key is warm");
+
+    let barrage = Barrage::start(&app.client, &app.url(""), &key, 4);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    cluster.kill_master_of(&rate_state).await;
+
+    // While the slot is down the limit is each instance's share; then global again, once a
+    // replica is promoted, with no restart.
+    let mut saw_share = false;
+    let started = Instant::now();
+    loop {
+        let limit = limit_header(&app.predict(&key).await.response);
+        saw_share |= limit == Some(50_000);
+        if saw_share && limit == Some(100_000) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the limit did not fall back to the share and return (saw share: {saw_share})"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    cluster.wait_until_whole(Duration::from_secs(20)).await;
+    // Health follows: Redis is healthy again, as observed by the background probe.
+    poll(
+        FIVE_S * 2,
+        EVERY,
+        "health says Redis is healthy again",
+        async || {
+            let health: serde_json::Value = app.get("/health", None).await.json().await.ok()?;
+            (health["checks"]["redis"]["status"] == "healthy").then_some(())
+        },
+    )
+    .await;
+    let answers = barrage.stop().await;
+
+    let failed: Vec<&Answer> = answers
+        .iter()
+        .filter(|a| a.acknowledged().is_none())
+        .collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} predictions failed during the failover: {:?}",
+        failed.len(),
+        answers.len(),
+        &failed[..failed.len().min(5)]
+    );
+    // Records written while the stream's slot was down waited in the outbox, and arrive.
+    let acknowledged: HashSet<String> = answers
+        .iter()
+        .filter_map(|a| a.acknowledged().map(String::from))
+        .collect();
+    assert!(
+        acknowledged.len() > 50,
+        "the load ran: {}",
+        acknowledged.len()
+    );
+    let mut reader = cluster.connection().await;
+    let started = Instant::now();
+    loop {
+        let ids = stream_ids(&mut reader, &stream).await;
+        let missing = acknowledged.difference(&ids).count();
+        if missing == 0 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{missing} of {} acknowledged records are not in the stream ({} are); metrics: {}",
+            acknowledged.len(),
+            ids.len(),
+            app.get("/metrics", None)
+                .await
+                .text()
+                .await
+                .unwrap_or_default()
+                .lines()
+                .filter(|l| l.contains("event") || l.contains("outbox") || l.contains("redis"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        );
+        tokio::time::sleep(EVERY).await;
+    }
+    app.stop().await;
+    probe_app.stop().await;
+}
