@@ -6,13 +6,11 @@ mod support;
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
-use support::events::{delete_stream, log_rows, stream_records};
-use support::process::Server;
+use support::events::{delete_stream, log_rows, undelivered};
+use support::predict::{Answer, Barrage};
+use support::process::{create_key, Server};
 use support::{Backend, TestDatabase};
 
 const CLIENTS: usize = 16;
@@ -35,55 +33,12 @@ fn serve(dir: &Path, db_url: &str, stream: &str) -> Server {
     Server::serve(command)
 }
 
-fn create_key(dir: &Path, db_url: &str) -> String {
-    let created = support::modelgate_command(dir)
-        .env("MODELGATE_DATABASE_URL", db_url)
-        .args(["keys", "create", "--name", "crash", "--json"])
-        .output()
-        .expect("keys create");
-    let created: Value = serde_json::from_slice(&created.stdout).expect("key json");
-    created["key"].as_str().expect("key").to_string()
-}
-
-/// Predicts from `CLIENTS` tasks until the server dies; returns every id received with a 200,
-/// and how many 200s came without one.
+/// Predicts from `CLIENTS` clients until `BEFORE_KILL` answers were acknowledged, kills the
+/// server mid-load, and returns every id received with a 200, and how many 200s came without one.
 async fn load_until_killed(server: Server, key: &str) -> (Vec<String>, usize) {
-    let client = reqwest::Client::new();
-    let ids = Arc::new(Mutex::new(Vec::new()));
-    let without_id = Arc::new(Mutex::new(0usize));
-    let stop = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            let (client, base, key) = (client.clone(), server.base.clone(), key.to_string());
-            let (ids, without_id, stop) = (ids.clone(), without_id.clone(), stop.clone());
-            tokio::spawn(async move {
-                let body = json!({"inputs": {}});
-                while !stop.load(Ordering::SeqCst) {
-                    let Ok(response) = client
-                        .post(format!("{base}/api/v1/models/21/predict"))
-                        .bearer_auth(&key)
-                        .json(&body)
-                        .send()
-                        .await
-                    else {
-                        return; // the server is gone
-                    };
-                    if response.status() != 200 {
-                        continue;
-                    }
-                    let Ok(body) = response.json::<Value>().await else {
-                        return; // killed mid-answer: not acknowledged
-                    };
-                    match body["inference_log_id"].as_str() {
-                        Some(id) => ids.lock().expect("ids").push(id.to_string()),
-                        None => *without_id.lock().expect("count") += 1,
-                    }
-                }
-            })
-        })
-        .collect();
+    let load = Barrage::start(&reqwest::Client::new(), &server.base, key, CLIENTS);
     let started = Instant::now();
-    while ids.lock().expect("ids").len() < BEFORE_KILL {
+    while load.acknowledged() < BEFORE_KILL {
         assert!(
             started.elapsed() < Duration::from_secs(30),
             "load did not get {BEFORE_KILL} answers in 30 s"
@@ -92,12 +47,23 @@ async fn load_until_killed(server: Server, key: &str) -> (Vec<String>, usize) {
     }
     // Mid-load: the clients are still sending.
     server.kill();
-    stop.store(true, Ordering::SeqCst);
-    for task in tasks {
-        let _ = task.await;
-    }
-    let ids = ids.lock().expect("ids").clone();
-    let without_id = *without_id.lock().expect("count");
+    let answers = load.stop().await;
+    let ids: Vec<String> = answers
+        .iter()
+        .filter_map(|answer| answer.acknowledged().map(String::from))
+        .collect();
+    let without_id = answers
+        .iter()
+        .filter(|answer| {
+            matches!(
+                answer,
+                Answer::Answered {
+                    status: 200,
+                    log_id: None
+                }
+            )
+        })
+        .count();
     (ids, without_id)
 }
 
@@ -105,7 +71,9 @@ async fn every_acknowledged_record_survives_kill_9(backend: Backend) {
     let db = TestDatabase::new(backend).await;
     let dir = tempfile::tempdir().expect("dir");
     let stream = support::unique_stream();
-    let key = create_key(dir.path(), &db.url);
+    let mut command = support::modelgate_command(dir.path());
+    command.env("MODELGATE_DATABASE_URL", &db.url);
+    let key = create_key(command, &[]).key;
 
     let server = serve(dir.path(), &db.url, &stream);
     let (ids, without_id) = load_until_killed(server, &key).await;
@@ -124,32 +92,10 @@ async fn every_acknowledged_record_survives_kill_9(backend: Backend) {
     let _restarted = serve(dir.path(), &db.url, &stream);
     let wanted: HashSet<String> = ids.iter().cloned().collect();
     assert_eq!(wanted.len(), ids.len(), "ids are unique");
-    let started = Instant::now();
-    let (mut in_table, mut in_stream);
-    loop {
-        in_table = log_rows(&db.url)
-            .await
-            .into_iter()
-            .map(|row| row.id)
-            .collect::<HashSet<_>>();
-        in_stream = stream_records(&stream)
-            .await
-            .iter()
-            .filter_map(|record| record["id"].as_str().map(String::from))
-            .collect::<HashSet<_>>();
-        if wanted.is_subset(&in_table) && wanted.is_subset(&in_stream) {
-            break;
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let missing = undelivered(&db.url, &stream, &wanted, Duration::from_secs(20)).await;
     delete_stream(&stream).await;
-    let missing_table = wanted.difference(&in_table).count();
-    let missing_stream = wanted.difference(&in_stream).count();
     assert_eq!(
-        (missing_table, missing_stream),
+        missing,
         (0, 0),
         "of {} acknowledged records, (missing from inference_logs, missing from the stream)",
         wanted.len()

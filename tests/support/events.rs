@@ -126,10 +126,22 @@ pub async fn delete_stream(stream: &str) {
 
 /// Waits up to `patience` for every record of `wanted` (ids) to be in `inference_logs` of
 /// `db_url` and in `stream`; how many are still missing from each, `(table, stream)`.
+pub async fn undelivered(
+    db_url: &str,
+    stream: &str,
+    wanted: &HashSet<String>,
+    patience: Duration,
+) -> (usize, usize) {
+    let mut redis = super::direct_redis().await;
+    undelivered_on(&mut redis, db_url, stream, wanted, patience).await
+}
+
+/// [`undelivered`] with the stream on any Redis connection (a Cluster's, say).
 ///
 /// Reads ids only, and the stream from where the last poll stopped: under load both grow by
 /// thousands of records a second, and reading them whole each time outgrows a poll.
-pub async fn undelivered(
+pub async fn undelivered_on(
+    redis: &mut impl redis::aio::ConnectionLike,
     db_url: &str,
     stream: &str,
     wanted: &HashSet<String>,
@@ -139,7 +151,6 @@ pub async fn undelivered(
     let pool = sqlx::AnyPool::connect(db_url)
         .await
         .expect("connect to the test database");
-    let mut redis = super::direct_redis().await;
     let mut in_stream = HashSet::new();
     let mut after = "-".to_string();
     let started = Instant::now();
@@ -150,7 +161,7 @@ pub async fn undelivered(
             .expect("query inference_logs")
             .into_iter()
             .collect();
-        after = read_stream_ids(&mut redis, stream, after, &mut in_stream).await;
+        after = read_stream_ids(redis, stream, after, &mut in_stream).await;
         let missing = (
             wanted.difference(&in_table).count(),
             wanted.difference(&in_stream).count(),
@@ -167,7 +178,7 @@ pub async fn undelivered(
 /// Adds to `ids` the record id of every entry of `stream` after entry `after` (`-`: from the
 /// start); the last entry's id, to go on from.
 async fn read_stream_ids(
-    redis: &mut redis::aio::MultiplexedConnection,
+    redis: &mut impl redis::aio::ConnectionLike,
     stream: &str,
     mut after: String,
     ids: &mut HashSet<String>,

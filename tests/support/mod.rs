@@ -5,6 +5,7 @@ pub mod auth_stub;
 pub mod chaos;
 pub mod events;
 pub mod faults;
+pub mod fleet;
 pub mod metrics;
 pub mod mlflow;
 pub mod predict;

@@ -1,5 +1,7 @@
 //! One prediction call for every test: timed, on a [`TestApp`] or on any server by base URL.
 
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -120,5 +122,117 @@ impl Load {
             .into_iter()
             .filter_map(|(_, version)| version)
             .collect()
+    }
+}
+
+/// One answer a [`Barrage`] client got.
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// A whole response: its status, and for a 200 its `inference_log_id` (if it has one).
+    Answered { status: u16, log_id: Option<String> },
+    /// No whole response: the server is gone (refused, reset, or killed mid-answer).
+    Gone(String),
+}
+
+impl Answer {
+    /// The status of a whole response.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Answer::Answered { status, .. } => Some(*status),
+            Answer::Gone(_) => None,
+        }
+    }
+
+    /// The `inference_log_id` of an acknowledged prediction.
+    pub fn acknowledged(&self) -> Option<&str> {
+        match self {
+            Answer::Answered {
+                status: 200,
+                log_id: Some(id),
+            } => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// Clients predicting against the server at `base` (every input to its default), each one
+/// request at a time, until stopped or until the server is gone: load on a real process that
+/// may be killed under it.
+pub struct Barrage {
+    stop: Arc<AtomicBool>,
+    acknowledged: Arc<AtomicUsize>,
+    clients: Vec<tokio::task::JoinHandle<Vec<Answer>>>,
+}
+
+impl Barrage {
+    pub fn start(client: &reqwest::Client, base: &str, key: &str, clients: usize) -> Barrage {
+        let stop = Arc::new(AtomicBool::new(false));
+        let acknowledged = Arc::new(AtomicUsize::new(0));
+        let clients = (0..clients)
+            .map(|_| {
+                let (client, base, key) = (client.clone(), base.to_string(), key.to_string());
+                let (stop, acknowledged) = (stop.clone(), acknowledged.clone());
+                tokio::spawn(async move {
+                    let body = json!({"inputs": {}});
+                    let mut answers = Vec::new();
+                    while !stop.load(Ordering::SeqCst) {
+                        let answer = answer(&client, &base, &key, &body).await;
+                        if answer.acknowledged().is_some() {
+                            acknowledged.fetch_add(1, Ordering::SeqCst);
+                        }
+                        let gone = matches!(answer, Answer::Gone(_));
+                        answers.push(answer);
+                        if gone {
+                            break;
+                        }
+                    }
+                    answers
+                })
+            })
+            .collect();
+        Barrage {
+            stop,
+            acknowledged,
+            clients,
+        }
+    }
+
+    /// Predictions answered 200 with an `inference_log_id` so far.
+    pub fn acknowledged(&self) -> usize {
+        self.acknowledged.load(Ordering::SeqCst)
+    }
+
+    /// Stops the clients (each finishes the request it is in) and returns every answer.
+    pub async fn stop(self) -> Vec<Answer> {
+        self.stop.store(true, Ordering::SeqCst);
+        let mut answers = Vec::new();
+        for client in self.clients {
+            answers.extend(client.await.expect("client"));
+        }
+        answers
+    }
+}
+
+async fn answer(client: &reqwest::Client, base: &str, key: &str, body: &Value) -> Answer {
+    let response = match client
+        .post(format!("{base}{PREDICT}"))
+        .bearer_auth(key)
+        .json(body)
+        .send()
+        .await
+    {
+        Ok(response) => response,
+        Err(error) => return Answer::Gone(error.to_string()),
+    };
+    let status = response.status().as_u16();
+    // Read whole, error bodies too: a response is only answered once all of it arrived.
+    match response.bytes().await {
+        Ok(bytes) => Answer::Answered {
+            status,
+            log_id: serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .and_then(|body| body["inference_log_id"].as_str().map(String::from)),
+        },
+        Err(error) => Answer::Gone(error.to_string()),
     }
 }

@@ -1,7 +1,10 @@
-//! The real `modelgate` binary, serving in a child process until dropped (SIGKILL).
+//! The real `modelgate` binary in a child process: serving until dropped (SIGKILL), or running
+//! one command.
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
 
 pub struct Server {
     child: Child,
@@ -11,12 +14,18 @@ pub struct Server {
 impl Server {
     /// Runs `command serve` (build it with `support::modelgate_command`) on an ephemeral port
     /// and waits until it says where it listens.
-    pub fn serve(mut command: Command) -> Server {
+    pub fn serve(command: Command) -> Server {
+        Self::serve_logging(command, Stdio::null())
+    }
+
+    /// [`Server::serve`], its log (stderr) written to `log`: a test whose servers misbehave
+    /// keeps what they said.
+    pub fn serve_logging(mut command: Command, log: impl Into<Stdio>) -> Server {
         let mut child = command
             .env("MODELGATE_LISTEN", "127.0.0.1:0")
             .arg("serve")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("spawn modelgate");
         let stdout = child.stdout.take().expect("stdout");
@@ -59,5 +68,33 @@ impl Server {
 impl Drop for Server {
     fn drop(&mut self) {
         self.kill_now();
+    }
+}
+
+/// A key as `modelgate keys create --json` printed it.
+#[derive(Debug, Clone)]
+pub struct CreatedKey {
+    pub id: String,
+    pub key: String,
+}
+
+/// Runs `command keys create --json --name test ARGS` (build it with
+/// `support::modelgate_command`, on the store the servers use).
+pub fn create_key(mut command: Command, args: &[&str]) -> CreatedKey {
+    let output = command
+        .args(["keys", "create", "--json", "--name", "test"])
+        .args(args)
+        .output()
+        .expect("run keys create");
+    assert!(
+        output.status.success(),
+        "keys create {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let created: Value = serde_json::from_slice(&output.stdout).expect("key json");
+    let field = |name: &str| created[name].as_str().expect(name).to_string();
+    CreatedKey {
+        id: field("id"),
+        key: field("key"),
     }
 }
