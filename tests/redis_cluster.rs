@@ -125,38 +125,41 @@ async fn every_redis_user_works_on_a_cluster() {
     .await;
 
     // Revocation through one instance reaches the other within a second, through the
-    // cluster's pub/sub (the key is warm in both L1 caches).
-    let warm = a.predict_key().await;
-    assert_eq!(a.predict(&warm).await.status, 200);
-    assert_eq!(b.predict(&warm).await.status, 200);
-    let admin = a.key(&[Scope::Admin]).await;
-    let record = a
+    // cluster's pub/sub.
+    assert_revocation_reaches(&a, &b).await;
+    b.stop().await;
+    a.stop().await;
+}
+
+/// A key warm in both instances' L1 caches, revoked through `from`, is refused by `to`
+/// within a second.
+async fn assert_revocation_reaches(from: &TestApp, to: &TestApp) {
+    let warm = from.predict_key().await;
+    assert_eq!(from.predict(&warm).await.status, 200);
+    assert_eq!(to.predict(&warm).await.status, 200);
+    let admin = from.key(&[Scope::Admin]).await;
+    let record = from
         .store
         .find_key_by_hash(&secret::hash(&warm))
         .await
         .expect("lookup")
         .expect("the key");
-    let revoked = a
+    let revoked = from
         .client
-        .delete(a.url(&format!("/api/v1/keys/{}", record.id)))
+        .delete(from.url(&format!("/api/v1/keys/{}", record.id)))
         .bearer_auth(&admin)
         .send()
         .await
         .expect("revoke");
     assert_eq!(revoked.status(), 200);
     let started = Instant::now();
-    loop {
-        if b.predict(&warm).await.status == 401 {
-            break;
-        }
+    while to.predict(&warm).await.status != 401 {
         assert!(
             started.elapsed() < Duration::from_secs(1),
             "the other instance still accepts a revoked key after 1 s"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    b.stop().await;
-    a.stop().await;
 }
 
 /// A stream name whose slot is served by the same master as `key`'s, so that one kill takes
@@ -271,6 +274,41 @@ async fn a_master_killed_under_load_costs_warm_keys_nothing() {
         );
         tokio::time::sleep(EVERY).await;
     }
+    // Revocations still travel, on subscriptions that followed the failover.
+    assert_revocation_reaches(&probe_app, &app).await;
     app.stop().await;
     probe_app.stop().await;
+}
+
+#[tokio::test]
+async fn revocations_follow_their_subscription_through_a_node_failure() {
+    let mut cluster = RedisCluster::start().await;
+    let a = TestApp::spawn_with(Backend::Sqlite, on_cluster(cluster.seeds())).await;
+    let b = TestApp::spawn_sharing(&a, on_cluster(cluster.seeds())).await;
+    let channel = modelgate::auth::revocation::REVOCATIONS_CHANNEL;
+    let subscribed = poll(FIVE_S, EVERY, "both instances subscribe", async || {
+        let found = cluster.subscribers(channel).await;
+        (found.iter().map(|(_, count)| count).sum::<u64>() == 2).then_some(found)
+    })
+    .await;
+
+    // The node carrying a subscription dies (a master: its replica takes over; a replica: it
+    // is simply gone); the subscription moves to a living node by itself.
+    let (port, _) = subscribed[0];
+    cluster.kill(port);
+    cluster.wait_until_whole(Duration::from_secs(20)).await;
+    poll(
+        FIVE_S * 2,
+        EVERY,
+        "both instances subscribe again",
+        async || {
+            let found = cluster.subscribers(channel).await;
+            (found.iter().map(|(_, count)| count).sum::<u64>() == 2).then_some(())
+        },
+    )
+    .await;
+    assert_revocation_reaches(&a, &b).await;
+    assert_revocation_reaches(&b, &a).await;
+    b.stop().await;
+    a.stop().await;
 }

@@ -26,12 +26,17 @@ impl Subscription {
         }
     }
 
+    /// Ends at the first disconnection push: the client would reconnect to the same node, dead
+    /// or not, and subscribe there again; a new subscription finds a living node instead.
     pub(super) fn cluster(
         connection: ClusterConnection,
         pushes: UnboundedReceiver<PushInfo>,
     ) -> Subscription {
         let pushes = futures::stream::unfold(pushes, |mut pushes| async move {
-            pushes.recv().await.map(|push| (push, pushes))
+            match pushes.recv().await {
+                Some(push) if push.kind != PushKind::Disconnection => Some((push, pushes)),
+                _ => None,
+            }
         });
         Subscription {
             payloads: pushes

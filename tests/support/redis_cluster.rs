@@ -93,6 +93,32 @@ impl RedisCluster {
     /// Kills (`kill -9`) the master that serves `key`'s slot; returns its port.
     pub async fn kill_master_of(&mut self, key: &str) -> u16 {
         let port = self.master_of(key).await;
+        self.kill(port);
+        port
+    }
+
+    /// The living nodes where someone is subscribed to `channel`, with how many subscribers.
+    pub async fn subscribers(&self, channel: &str) -> Vec<(u16, u64)> {
+        let mut found = Vec::new();
+        for port in self.living_ports() {
+            let Ok(mut node) = connect(port).await else {
+                continue;
+            };
+            let (_, count): (String, u64) = redis::cmd("PUBSUB")
+                .arg("NUMSUB")
+                .arg(channel)
+                .query_async(&mut node)
+                .await
+                .expect("PUBSUB NUMSUB");
+            if count > 0 {
+                found.push((port, count));
+            }
+        }
+        found
+    }
+
+    /// Kills (`kill -9`) the node on `port`.
+    pub fn kill(&mut self, port: u16) {
         let node = self
             .nodes
             .iter_mut()
@@ -100,7 +126,6 @@ impl RedisCluster {
             .expect("the master is one of ours");
         node.kill();
         self.killed.push(port);
-        port
     }
 
     /// The port of the master that serves `key`'s slot now, as a living node sees it.
