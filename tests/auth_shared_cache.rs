@@ -296,3 +296,68 @@ async fn the_stored_secret_is_created_once(backend: Backend) {
     );
 }
 both_backends!(the_stored_secret_is_created_once);
+
+/// A fill whose lookup read the key just before it was revoked, landing after the revocation
+/// deleted the entry, must not bring the key back for `auth.shared_ttl` (the tombstone the
+/// revocation leaves refuses it); a fill for a live key still lands.
+#[tokio::test]
+async fn a_fill_landing_after_a_revocation_does_not_bring_the_key_back() {
+    let app = TestApp::spawn_with(Backend::Sqlite, with_secret(SECRET)).await;
+    let key = app.predict_key().await;
+    assert_eq!(app.post_json(PREDICT, &key, &body()).await.status(), 200);
+    filled(&key).await;
+    let principal = principal_of(&app.store, &key).await;
+    let revoked = app
+        .state
+        .auth
+        .revoke(&principal.key_id)
+        .await
+        .expect("revoke");
+    assert!(matches!(
+        revoked,
+        modelgate::store::Revocation::Revoked { .. }
+    ));
+    let entry = shared_entry::entry_key(&secret::hash(&key));
+    poll(
+        Duration::from_secs(2),
+        Duration::from_millis(20),
+        "the revocation deletes the entry",
+        async || {
+            let exists: bool = direct_redis().await.exists(&entry).await.expect("exists");
+            (!exists).then_some(())
+        },
+    )
+    .await;
+
+    // The late fill, through the same path the instance's own fills take.
+    let config = base_config("sqlite::memory:");
+    let redis = modelgate::redis::Redis::new(
+        &config.redis,
+        &format!("redis://{REDIS}/0"),
+        config.breaker.clone(),
+    )
+    .expect("redis");
+    let tier =
+        modelgate::auth::SharedTier::new(redis, CacheSecret::new(SECRET), Duration::from_secs(300));
+    tier.put(&secret::hash(&key), &principal);
+    let live = app.predict_key().await;
+    let live_principal = principal_of(&app.store, &live).await;
+    tier.put(&secret::hash(&live), &live_principal);
+    filled(&live).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let exists: bool = direct_redis().await.exists(&entry).await.expect("exists");
+    assert!(
+        !exists,
+        "a late fill put a revoked key back in the shared cache"
+    );
+    app.stop().await;
+}
+
+async fn principal_of(store: &Store, key: &str) -> Principal {
+    let record = store
+        .find_key_by_hash(&secret::hash(key))
+        .await
+        .expect("lookup")
+        .expect("the key");
+    Principal::from_record(&record, Utc::now()).expect("a valid key")
+}

@@ -7,6 +7,9 @@
 //! Valid and unknown keys live in two caches, each with its own bound: a flood of invented
 //! keys fills only the cache of misses, and cannot push a valid key out (which would cost the
 //! key a lookup, and lock it out while the source is down).
+//!
+//! An eviction (a revocation) is remembered for a minute, so that a load already under way,
+//! which may have read the key before it was revoked, does not put it back.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -55,8 +58,15 @@ pub struct CacheLimits {
 pub struct KeyCache {
     valid: Cache<String, Entry>,
     unknown: Cache<String, ()>,
+    /// When each key was last evicted.
+    evicted: Cache<String, Instant>,
     fresh_ttl: Duration,
 }
+
+/// Longer than any load may take (every source call has a deadline of seconds at most).
+const EVICTION_MEMORY: Duration = Duration::from_secs(60);
+/// Revocations are rare; past this many a minute the oldest are forgotten first.
+const EVICTION_CAPACITY: u64 = 10_000;
 
 impl KeyCache {
     pub fn new(limits: CacheLimits) -> KeyCache {
@@ -68,6 +78,10 @@ impl KeyCache {
             unknown: Cache::builder()
                 .max_capacity(limits.unknown_capacity)
                 .time_to_live(limits.unknown_ttl)
+                .build(),
+            evicted: Cache::builder()
+                .max_capacity(EVICTION_CAPACITY)
+                .time_to_live(EVICTION_MEMORY)
                 .build(),
             fresh_ttl: limits.fresh_ttl,
         }
@@ -110,7 +124,22 @@ impl KeyCache {
                     None if self.unknown.contains_key(key_hash) => return Ok(Op::Nop),
                     _ => {}
                 }
-                match load.await? {
+                let started = Instant::now();
+                let lookup = load.await?;
+                if self
+                    .evicted
+                    .get(key_hash)
+                    .await
+                    .is_some_and(|at| at >= started)
+                {
+                    // Revoked while the load was under way: what it read may predate that.
+                    return Ok(if current.is_some() {
+                        Op::Remove
+                    } else {
+                        Op::Nop
+                    });
+                }
+                match lookup {
                     Lookup::Valid(principal) => Ok(Op::Put(Entry {
                         principal,
                         fetched: Instant::now(),
@@ -143,8 +172,86 @@ impl KeyCache {
         }
     }
 
+    /// Forgets a revoked key: it is answered unknown for `unknown_ttl` (long enough for the
+    /// revocation to reach the shared cache too), and a load already under way does not put it
+    /// back.
     pub async fn evict(&self, key_hash: &str) {
+        self.evicted
+            .insert(key_hash.to_string(), Instant::now())
+            .await;
         self.valid.invalidate(key_hash).await;
-        self.unknown.invalidate(key_hash).await;
+        self.unknown.insert(key_hash.to_string(), ()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal() -> Arc<Principal> {
+        Arc::new(Principal {
+            key_id: "k".into(),
+            name: "n".into(),
+            prefix: "mg_x".into(),
+            scopes: Vec::new(),
+            rate_limit: None,
+            expires_at: None,
+            user_id: None,
+            email: None,
+            balance: None,
+            has_sufficient_balance: true,
+            prepaid: false,
+            models: None,
+        })
+    }
+
+    fn cache() -> KeyCache {
+        KeyCache::new(CacheLimits {
+            capacity: 10,
+            fresh_ttl: Duration::from_secs(30),
+            stale_horizon: Duration::from_secs(600),
+            unknown_capacity: 10,
+            unknown_ttl: Duration::from_secs(5),
+        })
+    }
+
+    #[tokio::test]
+    async fn a_load_under_way_when_the_key_is_evicted_does_not_put_it_back() {
+        let cache = cache();
+        let (read, reply) = tokio::sync::oneshot::channel::<()>();
+        let load = async {
+            // The load read the key as valid, then the revocation arrived.
+            let _ = reply.await;
+            Ok::<_, std::convert::Infallible>(Lookup::Valid(principal()))
+        };
+        let answering = cache.get_or_load("hash", load);
+        let revoking = async {
+            tokio::task::yield_now().await;
+            cache.evict("hash").await;
+            let _ = read.send(());
+        };
+        let (answer, ()) = tokio::join!(answering, revoking);
+        assert!(
+            matches!(answer, Ok(Answer::Loaded(Lookup::Unknown))),
+            "{answer:?}"
+        );
+        assert!(!cache.knows_valid("hash"));
+        let unused = async { Ok::<_, std::convert::Infallible>(Lookup::Valid(principal())) };
+        assert!(
+            matches!(
+                cache.get_or_load("hash", unused).await,
+                Ok(Answer::Cached(Lookup::Unknown))
+            ),
+            "a revoked key is answered unknown without a load"
+        );
+
+        // A load that starts after the eviction is kept as usual.
+        cache.unknown.invalidate("hash").await;
+        let fresh = async { Ok::<_, std::convert::Infallible>(Lookup::Valid(principal())) };
+        assert!(matches!(
+            cache.get_or_load("hash", fresh).await,
+            Ok(Answer::Loaded(Lookup::Valid(_)))
+        ));
+        assert!(cache.knows_valid("hash"));
     }
 }

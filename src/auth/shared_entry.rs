@@ -2,7 +2,7 @@
 //! [`CacheSecret`], so that write access to Redis is not enough to make an entry an instance
 //! trusts.
 //!
-//! Stored under `modelgate:auth:v3:<key hash>` as `<MAC, hex>.<expiry, Unix ms>.<principal
+//! Stored under `modelgate:auth:v3:{<key hash>}` as `<MAC, hex>.<expiry, Unix ms>.<principal
 //! JSON>`. The MAC covers the key hash as well as the value, so a genuine entry cannot be moved
 //! under another key, and the expiry, so a genuine entry copied before a revocation cannot be
 //! written back for longer than `auth.shared_ttl`. It covers the whole principal, so the key's
@@ -25,9 +25,16 @@ const KEY_PREFIX: &str = "modelgate:auth:v3:";
 /// Separates the MAC's inputs; it occurs in none of them (hex, digits, JSON text).
 const SEPARATOR: &[u8] = b"\0";
 
-/// Where the entry of the key with this hash lives.
+/// Where the entry of the key with this hash lives. The hash is a hash tag, so that the entry
+/// and the key's [`tombstone_key`] share a Cluster slot (the fill script reads both).
 pub fn entry_key(key_hash: &str) -> String {
-    format!("{KEY_PREFIX}{key_hash}")
+    format!("{KEY_PREFIX}{{{key_hash}}}")
+}
+
+/// Marks the key with this hash revoked, for as long as a fill started before the revocation
+/// could still land (see `shared_tier`).
+pub fn tombstone_key(key_hash: &str) -> String {
+    format!("modelgate:auth:revoked:{{{key_hash}}}")
 }
 
 /// Why an entry read from Redis was not used. Each is a label of

@@ -8,7 +8,7 @@
 //! read here: admin calls are rare, and always checked at the source.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::Utc;
@@ -20,9 +20,29 @@ use super::{CacheSecret, Principal, Scope};
 use crate::redis::{Connection, ExchangeError, Redis};
 
 /// Where earlier versions kept their entries (v1 unsigned, v2 signed but without the key's
-/// models); deleted on revocation so that an instance of such a version still running in a
-/// rolling upgrade forgets the key too.
-const EARLIER_KEY_PREFIXES: [&str; 2] = ["modelgate:auth:v1:", "modelgate:auth:v2:"];
+/// models, v3 before its hash tag); deleted on revocation so that an instance of such a version
+/// still running in a rolling upgrade forgets the key too.
+const EARLIER_KEY_PREFIXES: [&str; 3] = [
+    "modelgate:auth:v1:",
+    "modelgate:auth:v2:",
+    "modelgate:auth:v3:",
+];
+
+/// How long a revoked key's tombstone refuses fills. A fill is spawned right after its source
+/// lookup and lands within `redis.write_timeout` or never; minutes leave room for any clock.
+const TOMBSTONE_TTL_SECS: u64 = 600;
+
+/// Writes an entry unless the key has been revoked since (its tombstone exists): a fill whose
+/// lookup read the key as valid just before a revocation must not put it back for
+/// `auth.shared_ttl` after the revocation deleted it.
+/// KEYS[1] the entry, KEYS[2] the tombstone; ARGV[1] the sealed entry, ARGV[2] its TTL (s).
+const FILL_SCRIPT: &str = r"
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+return 1
+";
+
+static FILL: LazyLock<redis::Script> = LazyLock::new(|| redis::Script::new(FILL_SCRIPT));
 
 /// Signed expiries run this much past Redis's own TTL, which starts a little later (when the
 /// write lands): a genuine entry must not read as expired in its last moments, nor on an
@@ -81,10 +101,16 @@ impl SharedTier {
         let Ok(value) = shared_entry::seal(&self.secret, key_hash, principal, expires_at) else {
             return;
         };
-        let key = shared_entry::entry_key(key_hash);
+        let (entry, tombstone) = (
+            shared_entry::entry_key(key_hash),
+            shared_entry::tombstone_key(key_hash),
+        );
         let ttl = ttl.as_secs();
-        self.redis
-            .spawn_write(move |mut c| async move { c.set_ex::<_, _, ()>(key, value, ttl).await });
+        self.redis.spawn_write(move |mut c| async move {
+            let mut fill = FILL.key(entry);
+            fill.key(tombstone).arg(value).arg(ttl);
+            fill.invoke_async::<()>(&mut c).await
+        });
     }
 
     /// Deletes the entry and tells every instance to forget the key; in the background.
@@ -102,8 +128,12 @@ pub async fn revoke_shared_now(redis: &Redis, key_hash: &str) -> Result<(), Exch
     redis.write_now(move |c| forget(c, hash)).await
 }
 
-/// Deletes the key's entries and announces the revocation.
+/// Marks the key revoked (before deleting its entry, so that no fill lands in between), deletes
+/// its entries and announces the revocation.
 async fn forget(mut c: Connection, key_hash: String) -> redis::RedisResult<()> {
+    let tombstone = shared_entry::tombstone_key(&key_hash);
+    c.set_ex::<_, _, ()>(tombstone, 1, TOMBSTONE_TTL_SECS)
+        .await?;
     let mut keys = vec![shared_entry::entry_key(&key_hash)];
     keys.extend(
         EARLIER_KEY_PREFIXES
