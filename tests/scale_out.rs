@@ -5,7 +5,7 @@
 //! costs the others nothing.
 //!
 //! Each scenario takes the Redis the fleet shares as a value ([`RedisTarget`]); `each_redis!`
-//! runs it once per kind of Redis.
+//! runs it once per kind of Redis: the standalone one, and a 3-master, 3-replica Cluster.
 
 mod support;
 
@@ -31,6 +31,11 @@ macro_rules! each_redis {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn standalone() {
                 super::$name(super::RedisTarget::standalone()).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn cluster() {
+                super::$name(super::RedisTarget::cluster().await).await;
             }
         }
     };

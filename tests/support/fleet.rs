@@ -4,8 +4,7 @@
 //! outbox, as each pod has its own volume, so that one can be killed and restarted on its own.
 //!
 //! The Redis the fleet shares is a value ([`RedisTarget`]), so the same tests run against a
-//! standalone server or a cluster. The test side reads the fleet's stream from the standalone
-//! Redis unless given a connection ([`Fleet::undelivered_on`]).
+//! standalone server or a cluster, and the test side reads the fleet's stream from the same.
 
 use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
@@ -13,19 +12,24 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
 use serde_json::Value;
 
 use super::events::{delete_stream, undelivered, undelivered_on};
 use super::process::{create_key, CreatedKey, Server};
+use super::redis_cluster::RedisCluster;
 use super::{modelgate_command, unique_stream, Backend, TestDatabase, REDIS};
 
 /// The Redis every instance of a fleet is given.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RedisTarget {
     /// `MODELGATE_REDIS_URL`.
     pub url: String,
     /// Further variables every instance and command gets (e.g. a cluster switch).
     pub env: Vec<(String, String)>,
+    /// The cluster, when it is one: kept running as long as the target, and read through.
+    cluster: Option<Arc<RedisCluster>>,
 }
 
 impl RedisTarget {
@@ -34,6 +38,17 @@ impl RedisTarget {
         RedisTarget {
             url: format!("redis://{REDIS}/0"),
             env: Vec::new(),
+            cluster: None,
+        }
+    }
+
+    /// A Redis Cluster of its own (three masters, three replicas), every node a seed.
+    pub async fn cluster() -> RedisTarget {
+        let cluster = RedisCluster::start().await;
+        RedisTarget {
+            url: cluster.seeds(),
+            env: vec![("MODELGATE_REDIS_CLUSTER".into(), "true".into())],
+            cluster: Some(Arc::new(cluster)),
         }
     }
 }
@@ -166,20 +181,15 @@ impl Fleet {
     }
 
     /// Waits up to `patience` for every record of `ids` to be in `inference_logs` and in the
-    /// fleet's stream (on the tests' standalone Redis); how many are still missing from each,
-    /// `(table, stream)`.
+    /// fleet's stream; how many are still missing from each, `(table, stream)`.
     pub async fn undelivered(&self, ids: &HashSet<String>, patience: Duration) -> (usize, usize) {
-        undelivered(&self.db.url, &self.stream, ids, patience).await
-    }
-
-    /// [`Fleet::undelivered`], the stream read through `redis` (a Cluster's connection, say).
-    pub async fn undelivered_on(
-        &self,
-        redis: &mut impl redis::aio::ConnectionLike,
-        ids: &HashSet<String>,
-        patience: Duration,
-    ) -> (usize, usize) {
-        undelivered_on(redis, &self.db.url, &self.stream, ids, patience).await
+        match &self.redis.cluster {
+            Some(cluster) => {
+                let mut redis = cluster.connection().await;
+                undelivered_on(&mut redis, &self.db.url, &self.stream, ids, patience).await
+            }
+            None => undelivered(&self.db.url, &self.stream, ids, patience).await,
+        }
     }
 
     /// The last lines of the log (stderr) of instance `index`, over every start of it: enough
@@ -233,6 +243,9 @@ impl Drop for Fleet {
     fn drop(&mut self) {
         for member in &mut self.members {
             member.server.take();
+        }
+        if self.redis.cluster.is_some() {
+            return; // the cluster, and the stream with it, goes with the test
         }
         let stream = self.stream.clone();
         // Drop runs outside async; a short-lived runtime on its own thread cleans up.
