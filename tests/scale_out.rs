@@ -199,20 +199,26 @@ const REVOCATION_REACH: Duration = Duration::from_secs(1);
 async fn a_key_revoked_through_one_instance_is_refused_by_all(redis: RedisTarget) {
     // Every refusal the test waits for is a failed authentication from 127.0.0.1, which the
     // per-address throttle would soon answer 429 instead: not what is measured here.
-    let no_throttle = [("MODELGATE_AUTH_FAILED_AUTH_BURST", "0")];
-    let fleet = Fleet::start_with(redis, INSTANCES, &no_throttle).await;
+    // A short memory of unknown keys, so that the test sees past it: a revoked key must stay
+    // refused once instances look it up again (in the shared cache, then the database).
+    let env = [
+        ("MODELGATE_AUTH_FAILED_AUTH_BURST", "0"),
+        ("MODELGATE_AUTH_NEGATIVE_TTL", "300ms"),
+    ];
+    let fleet = Fleet::start_with(redis, INSTANCES, &env).await;
     let admin = fleet.admin_key();
     wait_until_every_instance_hears_revocations(&fleet, &admin).await;
 
     let through_api = fleet.create_key(&[]);
-    cache_everywhere(&fleet, &through_api).await;
+    warm(&fleet, &through_api.key).await;
     let revoked = Instant::now();
     revoke_through_api(&fleet, 1, &admin, &through_api).await;
     let took = refused_everywhere(&fleet, &through_api, revoked).await;
     eprintln!("revoked through the admin API: refused everywhere after {took:?}");
+    stays_refused(&fleet, &through_api).await;
 
     let through_cli = fleet.create_key(&[]);
-    cache_everywhere(&fleet, &through_cli).await;
+    warm(&fleet, &through_cli.key).await;
     let output = fleet
         .command(2)
         .args(["keys", "revoke", &through_cli.id])
@@ -227,6 +233,7 @@ async fn a_key_revoked_through_one_instance_is_refused_by_all(redis: RedisTarget
     );
     let took = refused_everywhere(&fleet, &through_cli, revoked).await;
     eprintln!("revoked with `modelgate keys revoke`: refused everywhere after {took:?}");
+    stays_refused(&fleet, &through_cli).await;
 }
 
 each_redis!(a_key_revoked_through_one_instance_is_refused_by_all);
@@ -236,7 +243,7 @@ each_redis!(a_key_revoked_through_one_instance_is_refused_by_all);
 /// until every instance refuses it shows that all of them listen before the timed revocations.
 async fn wait_until_every_instance_hears_revocations(fleet: &Fleet, admin: &CreatedKey) {
     let canary = fleet.create_key(&[]);
-    cache_everywhere(fleet, &canary).await;
+    warm(fleet, &canary.key).await;
     let body = json!({"inputs": {}});
     poll(
         Duration::from_secs(10),
@@ -260,13 +267,17 @@ async fn wait_until_every_instance_hears_revocations(fleet: &Fleet, admin: &Crea
     .await;
 }
 
-/// [`warm`], and time for the background work that follows to land: a shared cache fill
-/// (`SharedTier::put`) is not ordered with a revocation's delete, so one still on its way when
-/// the revocation lands would put the key back in the shared cache for `auth.shared_ttl`. That
-/// is a race of its own, not what this test times.
-async fn cache_everywhere(fleet: &Fleet, key: &CreatedKey) {
-    warm(fleet, &key.key).await;
-    tokio::time::sleep(Duration::from_millis(250)).await;
+/// Past the instances' memory of unknown keys, `key` is still refused everywhere: nothing (a
+/// shared-cache fill or a lookup under way at the revocation) brought it back.
+async fn stays_refused(fleet: &Fleet, key: &CreatedKey) {
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let body = json!({"inputs": {}});
+    for (index, base) in fleet.bases().iter().enumerate() {
+        let status = predict_at(&fleet.client, base, &key.key, &body)
+            .await
+            .status;
+        assert_eq!(status, 401, "instance {index} accepts a revoked key again");
+    }
 }
 
 async fn revoke_through_api(fleet: &Fleet, index: usize, admin: &CreatedKey, key: &CreatedKey) {
