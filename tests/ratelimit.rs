@@ -8,7 +8,6 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use modelgate::auth::{issue_key, NewKey, RateLimit, Scope};
 use modelgate::config::Config;
 use redis::AsyncCommands;
 use support::chaos::{ChaosProxy, Fault};
@@ -18,23 +17,6 @@ fn use_redis(config: &mut Config, addr: &str) {
     config.redis.url = Some(format!("redis://{addr}/0"));
     config.breaker.consecutive_failures = 3;
     config.breaker.cooldown = Duration::from_millis(500);
-}
-
-/// A predict key limited to `limit`, and its id.
-async fn limited_key(app: &TestApp, limit: &str) -> (String, String) {
-    let issued = issue_key(
-        &app.store,
-        NewKey {
-            name: "limited".into(),
-            scopes: vec![Scope::Predict],
-            rate_limit: Some(limit.parse::<RateLimit>().expect("limit")),
-            expires_in: None,
-            ..NewKey::default()
-        },
-    )
-    .await
-    .expect("issue key");
-    (issued.key, issued.record.id)
 }
 
 fn header(response: &reqwest::Response, name: &str) -> Option<u64> {
@@ -49,7 +31,7 @@ fn header(response: &reqwest::Response, name: &str) -> Option<u64> {
 async fn headers_count_down_and_the_429_says_when_to_retry() {
     let mut direct = direct_redis().await;
     let app = TestApp::spawn_with(Backend::Sqlite, |c| use_redis(c, REDIS)).await;
-    let (key, id) = limited_key(&app, "5/m").await;
+    let (key, id) = app.rate_limited_key("5/m").await;
 
     for expected_remaining in (0..5).rev() {
         let response = app.predict(&key).await.response;
@@ -103,7 +85,7 @@ async fn headers_count_down_and_the_429_says_when_to_retry() {
 #[tokio::test]
 async fn without_redis_each_instance_enforces_the_whole_limit() {
     let app = TestApp::spawn(Backend::Sqlite).await;
-    let (key, _) = limited_key(&app, "4/m").await;
+    let (key, _) = app.rate_limited_key("4/m").await;
     for _ in 0..4 {
         let response = app.predict(&key).await.response;
         assert_eq!(response.status(), 200);
@@ -146,7 +128,7 @@ async fn two_instances_share_one_global_limit() {
     };
     let first = TestApp::spawn_with(Backend::Sqlite, adjust).await;
     let second = TestApp::spawn_sharing(&first, adjust).await;
-    let (key, _) = limited_key(&first, "30/s").await;
+    let (key, _) = first.rate_limited_key("30/s").await;
 
     let started = Instant::now();
     let until = started + Duration::from_secs(3);
@@ -193,7 +175,7 @@ async fn redis_fault_leaves_each_instance_its_share(fault: Fault) {
     let adjust = |c: &mut Config| use_redis(c, &proxied);
     let first = TestApp::spawn_with(Backend::Sqlite, adjust).await;
     let second = TestApp::spawn_sharing(&first, adjust).await;
-    let (key, id) = limited_key(&first, "20/m").await;
+    let (key, id) = first.rate_limited_key("20/m").await;
     proxy.set(fault);
 
     for app in [&first, &second] {

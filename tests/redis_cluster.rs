@@ -8,9 +8,8 @@ mod support;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use modelgate::auth::{issue_key, secret, shared_entry, NewKey, Scope};
+use modelgate::auth::{secret, shared_entry, Scope};
 use modelgate::config::Config;
-use modelgate::vocabulary::RateLimit;
 use redis::AsyncCommands;
 use support::events::{dedup, stream_records_on};
 use support::predict::{Answer, Barrage};
@@ -29,21 +28,6 @@ fn on_cluster(seeds: String) -> impl Fn(&mut Config) {
         config.breaker.consecutive_failures = 3;
         config.breaker.cooldown = Duration::from_millis(300);
     }
-}
-
-async fn limited_key(app: &TestApp, limit: &str) -> (String, String) {
-    let issued = issue_key(
-        &app.store,
-        NewKey {
-            name: "limited".into(),
-            scopes: vec![Scope::Predict],
-            rate_limit: Some(limit.parse::<RateLimit>().expect("limit")),
-            ..NewKey::default()
-        },
-    )
-    .await
-    .expect("issue key");
-    (issued.key, issued.record.id)
 }
 
 const FIVE_S: Duration = Duration::from_secs(5);
@@ -76,7 +60,7 @@ async fn every_redis_user_works_on_a_cluster() {
     let b = TestApp::spawn_sharing(&a, on_cluster(cluster.seeds())).await;
 
     // Global rate limit: one GCRA state for both instances, on the key's slot.
-    let (key, id) = limited_key(&a, "20/m").await;
+    let (key, id) = a.rate_limited_key("20/m").await;
     let mut admitted = Vec::new();
     for round in 0..25 {
         let app = if round % 2 == 0 { &a } else { &b };
@@ -181,7 +165,7 @@ async fn a_master_killed_under_load_costs_warm_keys_nothing() {
     let db = support::TestDatabase::new(Backend::Sqlite).await;
     // The key's limit is generous: the test is about failing over, not about refusals.
     let probe_app = TestApp::spawn_on(db, on_cluster(seeds.clone())).await;
-    let (key, id) = limited_key(&probe_app, "100000/m").await;
+    let (key, id) = probe_app.rate_limited_key("100000/m").await;
     let rate_state = modelgate::ratelimit::state_key(&id);
     let stream = stream_beside(&cluster, &rate_state).await;
     let app = TestApp::spawn_sharing(&probe_app, {

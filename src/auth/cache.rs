@@ -189,20 +189,7 @@ mod tests {
     use super::*;
 
     fn principal() -> Arc<Principal> {
-        Arc::new(Principal {
-            key_id: "k".into(),
-            name: "n".into(),
-            prefix: "mg_x".into(),
-            scopes: Vec::new(),
-            rate_limit: None,
-            expires_at: None,
-            user_id: None,
-            email: None,
-            balance: None,
-            has_sufficient_balance: true,
-            prepaid: false,
-            models: None,
-        })
+        Arc::new(Principal::for_test(Vec::new()))
     }
 
     fn cache() -> KeyCache {

@@ -68,3 +68,24 @@ impl Principal {
         self.expires_at.is_some_and(|at| at <= now)
     }
 }
+
+#[cfg(test)]
+impl Principal {
+    /// A principal with `scopes` and nothing else, for unit tests.
+    pub(crate) fn for_test(scopes: Vec<Scope>) -> Principal {
+        Principal {
+            key_id: "k1".into(),
+            name: "n".into(),
+            prefix: "mg_abc".into(),
+            scopes,
+            rate_limit: None,
+            expires_at: None,
+            user_id: None,
+            email: None,
+            balance: None,
+            has_sufficient_balance: true,
+            prepaid: false,
+            models: None,
+        }
+    }
+}

@@ -136,20 +136,7 @@ mod tests {
     }
 
     fn principal(scopes: Vec<Scope>) -> Principal {
-        Principal {
-            key_id: "k1".into(),
-            name: "n".into(),
-            prefix: "mg_abc".into(),
-            scopes,
-            rate_limit: None,
-            expires_at: None,
-            user_id: None,
-            email: None,
-            balance: None,
-            has_sufficient_balance: true,
-            prepaid: false,
-            models: None,
-        }
+        Principal::for_test(scopes)
     }
 
     fn limited(models: &[&str]) -> Principal {

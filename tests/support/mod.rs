@@ -302,6 +302,22 @@ impl TestApp {
         (issued.key, issued.record.id)
     }
 
+    /// A predict key limited to `limit` (such as `20/m`), and its id.
+    pub async fn rate_limited_key(&self, limit: &str) -> (String, String) {
+        let issued = issue_key(
+            &self.store,
+            NewKey {
+                name: "limited".into(),
+                scopes: vec![Scope::Predict],
+                rate_limit: Some(limit.parse().expect("limit")),
+                ..NewKey::default()
+            },
+        )
+        .await
+        .expect("issue key");
+        (issued.key, issued.record.id)
+    }
+
     pub async fn predict_key(&self) -> String {
         self.key(&[Scope::Predict]).await
     }
