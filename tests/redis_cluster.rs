@@ -296,3 +296,28 @@ async fn revocations_follow_their_subscription_through_a_node_failure() {
     b.stop().await;
     a.stop().await;
 }
+
+#[tokio::test]
+async fn a_cluster_that_appears_after_start_is_used_within_seconds() {
+    let ports = RedisCluster::free_ports();
+    let app =
+        TestApp::spawn_with(Backend::Sqlite, on_cluster(RedisCluster::seeds_of(&ports))).await;
+    let (key, _) = app.rate_limited_key("20/m").await;
+    // Nothing listens yet: predictions are served, on the instance's share of the limit.
+    let predicted = app.predict(&key).await;
+    assert_eq!(predicted.status, 200);
+    assert_eq!(limit_header(&predicted.response), Some(10));
+
+    let _cluster = RedisCluster::start_on(ports).await;
+    poll(
+        FIVE_S * 2,
+        EVERY,
+        "the limit is global once the cluster runs",
+        async || {
+            let predicted = app.predict(&key).await;
+            (limit_header(&predicted.response) == Some(20)).then_some(())
+        },
+    )
+    .await;
+    app.stop().await;
+}

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use redis::cluster::ClusterClient;
 use redis::cluster_async::ClusterConnection;
 
-use super::redis_server::{free_port, redis_server, RedisServer};
+use super::redis_server::{free_port, redis_server_on, RedisServer};
 
 /// How long a node may be silent before the cluster calls it failed.
 const NODE_TIMEOUT_MS: u64 = 1000;
@@ -21,8 +21,29 @@ pub struct RedisCluster {
 impl RedisCluster {
     /// Starts six nodes and joins them; returns once every slot is served.
     pub async fn start() -> RedisCluster {
-        let nodes: Vec<RedisServer> = (0..6)
-            .map(|_| {
+        Self::start_on(Self::free_ports()).await
+    }
+
+    /// Six ports nothing listens on yet, for [`RedisCluster::start_on`].
+    pub fn free_ports() -> [u16; 6] {
+        std::array::from_fn(|_| free_port())
+    }
+
+    /// Every node of a cluster on `ports` as a seed, comma-separated, as `redis.url` takes
+    /// them (whether or not it runs yet).
+    pub fn seeds_of(ports: &[u16]) -> String {
+        ports
+            .iter()
+            .map(|port| format!("redis://127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// [`RedisCluster::start`] on the given ports.
+    pub async fn start_on(ports: [u16; 6]) -> RedisCluster {
+        let nodes: Vec<RedisServer> = ports
+            .iter()
+            .map(|&port| {
                 let args: Vec<String> = [
                     "--cluster-enabled",
                     "yes",
@@ -44,7 +65,7 @@ impl RedisCluster {
                 .iter()
                 .map(|arg| arg.to_string())
                 .collect();
-                redis_server(tempfile::tempdir().expect("dir"), &args, false)
+                redis_server_on(port, tempfile::tempdir().expect("dir"), &args, false)
             })
             .collect();
         let addresses: Vec<String> = nodes
@@ -73,11 +94,8 @@ impl RedisCluster {
 
     /// Every node as a seed, comma-separated, as `redis.url` takes them.
     pub fn seeds(&self) -> String {
-        self.nodes
-            .iter()
-            .map(|node| format!("redis://127.0.0.1:{}", node.port))
-            .collect::<Vec<_>>()
-            .join(",")
+        let ports: Vec<u16> = self.nodes.iter().map(|node| node.port).collect();
+        Self::seeds_of(&ports)
     }
 
     /// A cluster-aware connection for the test's own reads.

@@ -35,7 +35,16 @@ pub fn free_port() -> u16 {
 
 /// Starts `redis-server` with `args`, listening (plain or TLS) on the returned port.
 pub fn redis_server(dir: tempfile::TempDir, args: &[String], tls: bool) -> RedisServer {
-    let port = free_port();
+    redis_server_on(free_port(), dir, args, tls)
+}
+
+/// [`redis_server`] on a given port.
+pub fn redis_server_on(
+    port: u16,
+    dir: tempfile::TempDir,
+    args: &[String],
+    tls: bool,
+) -> RedisServer {
     let mut command = Command::new("redis-server");
     command
         .args(["--save", "", "--appendonly", "no", "--bind", "127.0.0.1"])
