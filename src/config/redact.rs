@@ -7,7 +7,14 @@ impl Config {
     pub fn redacted(&self) -> Config {
         let mut shown = self.clone();
         shown.database.url = url_secrets(&shown.database.url);
-        shown.redis.url = shown.redis.url.as_deref().map(url_secrets);
+        // Each seed node of a Cluster's list carries its own password.
+        shown.redis.url = shown.redis.url.as_deref().map(|location| {
+            super::redis_url::nodes(location)
+                .into_iter()
+                .map(url_secrets)
+                .collect::<Vec<_>>()
+                .join(",")
+        });
         shown.auth.service_url = shown.auth.service_url.as_deref().map(url_secrets);
         shown.auth.cache_secret = shown.auth.cache_secret.as_ref().map(|_| "***".into());
         // The whole URL: Slack-style webhooks carry their token in the path.
@@ -96,6 +103,16 @@ mod tests {
         assert_eq!(
             url_secrets("postgres://app:pw@db:5432/main"),
             "postgres://app:***@db:5432/main"
+        );
+    }
+
+    #[test]
+    fn every_seed_node_password_is_replaced() {
+        let mut config = Config::default();
+        config.redis.url = Some("redis://:s3cret@a:7000/0,redis://:s3cret@b:7001/0".into());
+        assert_eq!(
+            config.redacted().redis.url.as_deref(),
+            Some("redis://:***@a:7000/0,redis://:***@b:7001/0")
         );
     }
 

@@ -106,6 +106,20 @@ fn build(scheme: &str, token: Option<&str>, host: &str, port: u16, db_suffix: bo
     format!("{scheme}://{auth}{host}:{port}{suffix}")
 }
 
+/// The nodes a Redis location names: a comma-separated list of seed nodes (a Cluster's), or one
+/// URL. A comma may also sit in a URL's password, so the list is taken as one only when every
+/// part reads as a node of its own (a URL with a scheme, or `host[:port]`).
+pub fn nodes(location: &str) -> Vec<&str> {
+    let parts: Vec<&str> = location.split(',').map(str::trim).collect();
+    let is_node =
+        |part: &&str| has_scheme(part) || !(part.is_empty() || part.contains(['@', '/', ' ']));
+    if parts.len() > 1 && parts.iter().all(is_node) {
+        parts
+    } else {
+        vec![location.trim()]
+    }
+}
+
 /// One node's URL: as given when it has a scheme, else built from `host[:port]`.
 fn node_url(node: &str, scheme: &str, token: Option<&str>) -> Result<String, RedisUrlError> {
     if has_scheme(node) {
@@ -125,9 +139,9 @@ pub fn normalize(settings: &RedisSettings) -> Result<Option<String>, RedisUrlErr
     };
     let token = clean(&settings.token);
     if let Some(url) = clean(&settings.url) {
-        let nodes = url
-            .split(',')
-            .map(|node| node_url(node.trim(), scheme, token))
+        let nodes = nodes(url)
+            .into_iter()
+            .map(|node| node_url(node, scheme, token))
             .collect::<Result<Vec<_>, _>>()?;
         return Ok(Some(nodes.join(",")));
     }
@@ -226,6 +240,21 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(norm(settings), None);
+    }
+
+    #[test]
+    fn a_comma_in_a_password_does_not_make_a_list() {
+        for one in [
+            "redis://:pa,ss@cache:6379/0",
+            "rediss://u:a,b@cache",
+            "redis://h:1/0",
+        ] {
+            assert_eq!(nodes(one), vec![one]);
+        }
+        assert_eq!(
+            nodes("redis://:p@a:1/0, b:2,rediss://c"),
+            vec!["redis://:p@a:1/0", "b:2", "rediss://c"]
+        );
     }
 
     #[test]

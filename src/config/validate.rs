@@ -50,8 +50,10 @@ impl Config {
             (
                 "redis.url",
                 self.redis.url.as_deref().is_none_or(|raw| {
-                    let nodes: Vec<Option<String>> =
-                        raw.split(',').map(|n| Some(n.trim().to_string())).collect();
+                    let nodes: Vec<Option<String>> = redis_url::nodes(raw)
+                        .into_iter()
+                        .map(|node| Some(node.to_string()))
+                        .collect();
                     if self.redis.cluster {
                         nodes.iter().all(|node| url_with(node, &["redis", "rediss"]))
                     } else {

@@ -36,7 +36,7 @@ pub(crate) async fn check(config: &RedisConfig, timeout: Duration) -> Vec<Depend
         return vec![check_node(config, url, timeout, Role::Single).await.0];
     }
     let mut reports = Vec::new();
-    for seed in url.split(',').map(str::trim) {
+    for seed in crate::config::redis_url::nodes(url) {
         let (report, masters) = check_node(config, seed, timeout, Role::Seed).await;
         reports.push(report);
         if let Some(masters) = masters {

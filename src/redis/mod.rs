@@ -74,7 +74,7 @@ impl Redis {
         breaker: BreakerConfig,
     ) -> Result<Redis, ClientError> {
         let (client, connection) = if config.cluster {
-            let seeds: Vec<&str> = url.split(',').map(str::trim).collect();
+            let seeds = crate::config::redis_url::nodes(url);
             let client = tls::cluster_client(config, &seeds)?;
             let timeouts = ClusterConfig::new()
                 .set_connection_timeout(config.connect_timeout)
