@@ -41,7 +41,13 @@ pub struct ChaosProxy {
 
 impl ChaosProxy {
     pub async fn start(target: SocketAddr) -> ChaosProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("proxy bind");
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), target).await
+    }
+
+    /// [`ChaosProxy::start`] listening on `listen` (port 0: any free one), e.g. an address
+    /// only another network namespace is routed to.
+    pub async fn start_on(listen: SocketAddr, target: SocketAddr) -> ChaosProxy {
+        let listener = TcpListener::bind(listen).await.expect("proxy bind");
         let addr = listener.local_addr().expect("proxy addr");
         let (fault, _) = watch::channel(Fault::None);
         let upstream_bytes = Arc::new(AtomicU64::new(0));

@@ -53,6 +53,10 @@ impl RedisTarget {
     }
 }
 
+/// How instance `index` is launched, given the command every instance would get: e.g. run in
+/// a network namespace of its own, or with a setting of its own.
+type Place = Box<dyn Fn(usize, Command) -> Command + Send + Sync>;
+
 /// One instance: its folder (working directory, outbox, log) outlives its processes.
 struct Member {
     dir: tempfile::TempDir,
@@ -67,6 +71,7 @@ pub struct Fleet {
     redis: RedisTarget,
     /// Extra variables of every instance, after the fleet's own.
     env: Vec<(String, String)>,
+    place: Place,
     pub stream: String,
     pub client: reqwest::Client,
     /// Last: the database is dropped once the processes using it are gone.
@@ -82,6 +87,17 @@ impl Fleet {
 
     /// [`Fleet::start`], every instance also given `env`.
     pub async fn start_with(redis: RedisTarget, size: usize, env: &[(&str, &str)]) -> Fleet {
+        Self::start_each(redis, size, env, |_, command| command).await
+    }
+
+    /// [`Fleet::start_with`], each instance's command (serving, and the CLI as that instance)
+    /// then passed through `place` with its index.
+    pub async fn start_each(
+        redis: RedisTarget,
+        size: usize,
+        env: &[(&str, &str)],
+        place: impl Fn(usize, Command) -> Command + Send + Sync + 'static,
+    ) -> Fleet {
         let mut fleet = Fleet {
             members: (0..size)
                 .map(|_| Member {
@@ -94,6 +110,7 @@ impl Fleet {
                 .iter()
                 .map(|(name, value)| (name.to_string(), value.to_string()))
                 .collect(),
+            place: Box::new(place),
             stream: unique_stream(),
             client: reqwest::Client::new(),
             db: TestDatabase::new(Backend::Postgres).await,
@@ -156,7 +173,7 @@ impl Fleet {
     }
 
     /// A `modelgate` command configured as instance `index` is (database, Redis, stream,
-    /// outbox), run from its folder: for the CLI, or `serve`.
+    /// outbox, placement), run from its folder: for the CLI, or `serve`.
     pub fn command(&self, index: usize) -> Command {
         let dir = self.members[index].dir.path();
         let mut command = modelgate_command(dir);
@@ -167,7 +184,7 @@ impl Fleet {
             .env("MODELGATE_EVENTS_STREAM", &self.stream)
             .env("MODELGATE_EVENTS_OUTBOX_DIR", dir.join("outbox"))
             .envs(self.env.iter().map(|(k, v)| (k, v)));
-        command
+        (self.place)(index, command)
     }
 
     /// `modelgate keys create --json ARGS` on the fleet's database.

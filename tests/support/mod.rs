@@ -8,6 +8,7 @@ pub mod faults;
 pub mod fleet;
 pub mod metrics;
 pub mod mlflow;
+pub mod netns;
 pub mod predict;
 pub mod process;
 pub mod python;
