@@ -1,6 +1,7 @@
+# shellcheck shell=bash
 # Shared pieces of the HTTP benchmarks (sourced by bench/http.sh, bench/logging.sh,
-# bench/protocols.sh and bench/sizing.sh): the release build, a server on its own fresh SQLite
-# store, a key, the prediction they send, and the memory a process used.
+# bench/protocols.sh, bench/sizing.sh and bench/cluster.sh): the release build, a server on its
+# own fresh SQLite store, a key, the prediction they send, and the memory and CPU a process used.
 # Callers `set -euo pipefail` and `cd` to the repository root first.
 
 bench_port=${BENCH_PORT:-18080}
@@ -70,6 +71,15 @@ peak_rss_kib() {
   local total=0 pid
   for pid in $1 $(pgrep -P "$1" 2>/dev/null || true); do
     total=$((total + $(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0)))
+  done
+  echo "$total"
+}
+
+# cpu_ticks PID...: user + system clock ticks of the processes (and all their threads).
+cpu_ticks() {
+  local total=0 pid
+  for pid in "$@"; do
+    total=$((total + $(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
   done
   echo "$total"
 }
