@@ -85,14 +85,6 @@ server=$bench_server
 bench_warm "$BENCH_KEY"
 sleep 3
 
-# cpu_ticks PID...: user + system clock ticks of the processes (and all their threads).
-cpu_ticks() {
-  local total=0 pid
-  for pid in "$@"; do
-    total=$((total + $(awk '{ sub(/.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo 0)))
-  done
-  echo "$total"
-}
 backends() {
   psql -At "$pg_admin" -c "SELECT pid FROM pg_stat_activity WHERE datname = '$db'"
 }
