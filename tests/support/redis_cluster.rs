@@ -155,9 +155,7 @@ impl RedisCluster {
             .query_async(&mut node)
             .await
             .expect("CLUSTER KEYSLOT");
-        let nodes: String = redis::cmd("CLUSTER")
-            .arg("NODES")
-            .query_async(&mut node)
+        let nodes = text(&mut node, &["CLUSTER", "NODES"])
             .await
             .expect("CLUSTER NODES");
         masters(&nodes)
@@ -188,29 +186,12 @@ impl RedisCluster {
             let Ok(mut node) = connect(port).await else {
                 continue;
             };
-            let info: String = match redis::cmd("CLUSTER")
-                .arg("INFO")
-                .query_async(&mut node)
-                .await
-            {
-                Ok(info) => info,
-                Err(_) => return false,
-            };
-            let nodes: String = match redis::cmd("CLUSTER")
-                .arg("NODES")
-                .query_async(&mut node)
-                .await
-            {
-                Ok(nodes) => nodes,
-                Err(_) => return false,
-            };
-            let replication: String = match redis::cmd("INFO")
-                .arg("replication")
-                .query_async(&mut node)
-                .await
-            {
-                Ok(replication) => replication,
-                Err(_) => return false,
+            let (Ok(info), Ok(nodes), Ok(replication)) = (
+                text(&mut node, &["CLUSTER", "INFO"]).await,
+                text(&mut node, &["CLUSTER", "NODES"]).await,
+                text(&mut node, &["INFO", "replication"]).await,
+            ) else {
+                return false;
             };
             let living = self.living_ports();
             let masters = masters(&nodes);
@@ -241,6 +222,17 @@ impl RedisCluster {
         }
         panic!("no cluster node answers")
     }
+}
+
+/// A command whose answer is text (`CLUSTER INFO`, `INFO …`).
+async fn text(
+    node: &mut redis::aio::MultiplexedConnection,
+    command: &[&str],
+) -> redis::RedisResult<String> {
+    redis::cmd(command[0])
+        .arg(&command[1..])
+        .query_async(node)
+        .await
 }
 
 async fn connect(port: u16) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
