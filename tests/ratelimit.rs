@@ -11,20 +11,13 @@ use std::time::{Duration, Instant};
 use modelgate::config::Config;
 use redis::AsyncCommands;
 use support::chaos::{ChaosProxy, Fault};
+use support::predict::numeric_header;
 use support::{direct_redis, Backend, TestApp, REDIS};
 
 fn use_redis(config: &mut Config, addr: &str) {
     config.redis.url = Some(format!("redis://{addr}/0"));
     config.breaker.consecutive_failures = 3;
     config.breaker.cooldown = Duration::from_millis(500);
-}
-
-fn header(response: &reqwest::Response, name: &str) -> Option<u64> {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
 }
 
 #[tokio::test]
@@ -36,12 +29,12 @@ async fn headers_count_down_and_the_429_says_when_to_retry() {
     for expected_remaining in (0..5).rev() {
         let response = app.predict(&key).await.response;
         assert_eq!(response.status(), 200);
-        assert_eq!(header(&response, "ratelimit-limit"), Some(5));
+        assert_eq!(numeric_header(&response, "ratelimit-limit"), Some(5));
         assert_eq!(
-            header(&response, "ratelimit-remaining"),
+            numeric_header(&response, "ratelimit-remaining"),
             Some(expected_remaining)
         );
-        let reset = header(&response, "ratelimit-reset").expect("reset");
+        let reset = numeric_header(&response, "ratelimit-reset").expect("reset");
         assert!((1..=60).contains(&reset), "reset {reset}");
         assert_eq!(
             response.headers()["ratelimit-policy"].to_str().ok(),
@@ -50,15 +43,15 @@ async fn headers_count_down_and_the_429_says_when_to_retry() {
     }
     let refused = app.predict(&key).await.response;
     assert_eq!(refused.status(), 429);
-    assert_eq!(header(&refused, "ratelimit-remaining"), Some(0));
-    assert_eq!(header(&refused, "ratelimit-limit"), Some(5));
+    assert_eq!(numeric_header(&refused, "ratelimit-remaining"), Some(0));
+    assert_eq!(numeric_header(&refused, "ratelimit-limit"), Some(5));
     // One request frees up every 12 s; the whole allowance after 60 s.
-    let retry_after = header(&refused, "retry-after").expect("retry-after");
+    let retry_after = numeric_header(&refused, "retry-after").expect("retry-after");
     assert!(
         (11..=12).contains(&retry_after),
         "retry-after {retry_after}"
     );
-    let reset = header(&refused, "ratelimit-reset").expect("reset");
+    let reset = numeric_header(&refused, "ratelimit-reset").expect("reset");
     assert!((59..=60).contains(&reset), "reset {reset}");
     let body = support::problem(refused).await;
     assert_eq!(body["code"], "rate_limited");
@@ -89,11 +82,11 @@ async fn without_redis_each_instance_enforces_the_whole_limit() {
     for _ in 0..4 {
         let response = app.predict(&key).await.response;
         assert_eq!(response.status(), 200);
-        assert_eq!(header(&response, "ratelimit-limit"), Some(4));
+        assert_eq!(numeric_header(&response, "ratelimit-limit"), Some(4));
     }
     let refused = app.predict(&key).await.response;
     assert_eq!(refused.status(), 429);
-    assert_eq!(header(&refused, "retry-after"), Some(15));
+    assert_eq!(numeric_header(&refused, "retry-after"), Some(15));
     app.stop().await;
 }
 
@@ -108,7 +101,7 @@ async fn hammer(app: &TestApp, key: &str, until: Instant, global_limit: u64) -> 
             429 => {}
             other => panic!("unexpected status {other}"),
         }
-        if header(&response, "ratelimit-limit") != Some(global_limit) {
+        if numeric_header(&response, "ratelimit-limit") != Some(global_limit) {
             local += 1;
         }
         // Far faster than the limit, without starving the servers of the two CPUs.
@@ -190,11 +183,11 @@ async fn redis_fault_leaves_each_instance_its_share(fault: Fault) {
             );
             match response.status().as_u16() {
                 200 => admitted += 1,
-                429 => assert!(header(&response, "retry-after").is_some_and(|s| s >= 1)),
+                429 => assert!(numeric_header(&response, "retry-after").is_some_and(|s| s >= 1)),
                 other => panic!("{fault:?}: unexpected status {other}"),
             }
             assert_eq!(
-                header(&response, "ratelimit-limit"),
+                numeric_header(&response, "ratelimit-limit"),
                 Some(10),
                 "{fault:?}: the local share"
             );
@@ -207,7 +200,7 @@ async fn redis_fault_leaves_each_instance_its_share(fault: Fault) {
         let healed = Instant::now();
         loop {
             let response = app.predict(&key).await.response;
-            if header(&response, "ratelimit-limit") == Some(20) {
+            if numeric_header(&response, "ratelimit-limit") == Some(20) {
                 break;
             }
             assert!(

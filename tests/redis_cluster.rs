@@ -12,7 +12,7 @@ use modelgate::auth::{secret, shared_entry, Scope};
 use modelgate::config::Config;
 use redis::AsyncCommands;
 use support::events::{dedup, stream_records_on};
-use support::predict::{Answer, Barrage};
+use support::predict::{numeric_header, Answer, Barrage};
 use support::redis_cluster::RedisCluster;
 use support::wait::poll;
 use support::{Backend, TestApp};
@@ -30,6 +30,7 @@ fn on_cluster(seeds: String) -> impl Fn(&mut Config) {
     }
 }
 
+const LIMIT: &str = "ratelimit-limit";
 const FIVE_S: Duration = Duration::from_secs(5);
 const EVERY: Duration = Duration::from_millis(100);
 
@@ -42,14 +43,6 @@ async fn stream_ids(
         .iter()
         .filter_map(|r| r["id"].as_str().map(String::from))
         .collect()
-}
-
-fn limit_header(response: &reqwest::Response) -> Option<u64> {
-    response
-        .headers()
-        .get("ratelimit-limit")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok())
 }
 
 #[tokio::test]
@@ -66,7 +59,7 @@ async fn every_redis_user_works_on_a_cluster() {
         let app = if round % 2 == 0 { &a } else { &b };
         let predicted = app.predict(&key).await;
         assert_eq!(
-            limit_header(&predicted.response),
+            numeric_header(&predicted.response, LIMIT),
             Some(20),
             "the limit is global, not an instance's share"
         );
@@ -187,7 +180,7 @@ async fn a_master_killed_under_load_costs_warm_keys_nothing() {
     let mut saw_share = false;
     let started = Instant::now();
     loop {
-        let limit = limit_header(&app.predict(&key).await.response);
+        let limit = numeric_header(&app.predict(&key).await.response, LIMIT);
         saw_share |= limit == Some(50_000);
         if saw_share && limit == Some(100_000) {
             break;
@@ -306,7 +299,7 @@ async fn a_cluster_that_appears_after_start_is_used_within_seconds() {
     // Nothing listens yet: predictions are served, on the instance's share of the limit.
     let predicted = app.predict(&key).await;
     assert_eq!(predicted.status, 200);
-    assert_eq!(limit_header(&predicted.response), Some(10));
+    assert_eq!(numeric_header(&predicted.response, LIMIT), Some(10));
 
     let _cluster = RedisCluster::start_on(ports).await;
     poll(
@@ -315,7 +308,7 @@ async fn a_cluster_that_appears_after_start_is_used_within_seconds() {
         "the limit is global once the cluster runs",
         async || {
             let predicted = app.predict(&key).await;
-            (limit_header(&predicted.response) == Some(20)).then_some(())
+            (numeric_header(&predicted.response, LIMIT) == Some(20)).then_some(())
         },
     )
     .await;

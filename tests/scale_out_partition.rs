@@ -21,17 +21,17 @@ use support::events::stream_records;
 use support::fleet::{Fleet, RedisTarget};
 use support::metrics::{metric, wait_for_metrics};
 use support::netns::Host;
-use support::predict::predict_at;
+use support::predict::{numeric_header, predict_at};
 
 const INSTANCES: usize = 3;
 const ISOLATED: usize = 1;
 
 /// The key's limit per minute: far above what the test sends, so that only the quota that
 /// decided (the `RateLimit-Limit` header) is observed, never a refusal.
-const LIMIT: u32 = 1000;
+const LIMIT: u64 = 1000;
 /// Not the default (0.5), so that the header can only have come from the setting.
 const LOCAL_SHARE: &str = "0.25";
-const LOCAL_LIMIT: u32 = 250;
+const LOCAL_LIMIT: u64 = 250;
 
 /// Far below what the cut would cost a request that waited on Redis (seconds), far above
 /// what the 25 ms Redis deadline and a loaded machine add.
@@ -58,7 +58,7 @@ struct Seen {
     status: u16,
     took: Duration,
     /// `RateLimit-Limit`: the quota that decided.
-    limit: Option<u32>,
+    limit: Option<u64>,
     log_id: Option<String>,
 }
 
@@ -76,11 +76,7 @@ async fn predict(fleet: &Fleet, index: usize, key: &str) -> Seen {
         &json!({"inputs": {}}),
     )
     .await;
-    let limit = predicted
-        .response
-        .headers()
-        .get("ratelimit-limit")
-        .and_then(|value| value.to_str().ok()?.parse().ok());
+    let limit = numeric_header(&predicted.response, "ratelimit-limit");
     let (status, took) = (predicted.status, predicted.took);
     let log_id = match status {
         200 => predicted.log_id().await,

@@ -76,6 +76,8 @@ impl Redis {
         let (client, connection) = if config.cluster {
             let seeds = crate::config::redis_url::nodes(url);
             let client = tls::cluster_client(config, &seeds)?;
+            // Per connection, not on the client: a connection's config replaces the client's
+            // response timeout (with none, when it sets none).
             let timeouts = ClusterConfig::new()
                 .set_connection_timeout(config.connect_timeout)
                 .set_response_timeout(config.write_timeout);

@@ -89,8 +89,7 @@ pub(super) fn client(config: &RedisConfig, url: &str) -> Result<redis::Client, C
 }
 
 /// The cluster client for the seed nodes `seeds`, with the same certificate checks as
-/// [`client`]. RESP3: a cluster connection carries a subscription only as pushes, and then
-/// subscribes again by itself wherever the cluster moved after a failover.
+/// [`client`]. RESP3: a cluster connection carries a subscription only as pushes.
 pub(super) fn cluster_client(
     config: &RedisConfig,
     seeds: &[&str],
@@ -105,8 +104,6 @@ pub(super) fn cluster_client(
         .collect();
     let mut builder = ClusterClientBuilder::new(urls)
         .use_protocol(redis::ProtocolVersion::RESP3)
-        .connection_timeout(config.connect_timeout)
-        .response_timeout(config.write_timeout)
         .retries(RETRIES)
         .min_retry_wait(RETRY_WAIT_MS.0)
         .max_retry_wait(RETRY_WAIT_MS.1);

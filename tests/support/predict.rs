@@ -26,6 +26,15 @@ impl Predicted {
     }
 }
 
+/// A response header read as a number (`RateLimit-Limit`, `Retry-After`, …).
+pub fn numeric_header(response: &reqwest::Response, name: &str) -> Option<u64> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
 /// `POST {base}/api/v1/models/21/predict` with `body`, authenticated as `key`.
 pub async fn predict_at(
     client: &reqwest::Client,
